@@ -1,0 +1,71 @@
+"""The Garment tab of the 3D viewport sidebar. Panels draw state, never compute."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..operators import job_control
+from .job_status import draw_job_state
+
+JOB_TITLES = {"check_backend": "Backend Check"}
+
+
+class GarmentSidebarPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Garment"
+
+
+class GARMENT_PT_inputs(GarmentSidebarPanel, bpy.types.Panel):
+    """Footage, mask, camera, body and garment to reconstruct"""
+
+    bl_label = "Inputs"
+
+    def draw(self, context):
+        settings = context.scene.garment_recon
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+
+        col = layout.column()
+        col.prop(settings, "footage_clip")
+        col.prop(settings, "mask")
+        col.prop(settings, "camera")
+        col.prop(settings, "body")
+
+        col = layout.column()
+        col.prop(settings, "garment_type")
+        if settings.garment_type == "template":
+            col.prop(settings, "template_mesh")
+
+        col = layout.column()
+        col.prop(settings, "use_scene_frame_range")
+        sub = col.column(align=True)
+        if settings.use_scene_frame_range:
+            sub.enabled = False
+            sub.prop(context.scene, "frame_start", text="Start")
+            sub.prop(context.scene, "frame_end", text="End")
+        else:
+            sub.prop(settings, "frame_start")
+            sub.prop(settings, "frame_end")
+
+        layout.prop(settings, "quality_preset")
+
+
+class GARMENT_PT_run(GarmentSidebarPanel, bpy.types.Panel):
+    """Backend jobs: progress, ETA, cancel, and their outcome"""
+
+    bl_label = "Run"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator("garment.check_backend", icon="CONSOLE")
+        latest = job_control.latest_job()
+        if latest is None:
+            layout.label(text="No job has run in this session")
+            return
+        kind, runner = latest
+        draw_job_state(layout, kind, runner, JOB_TITLES.get(kind, kind))
+
+
+CLASSES = (GARMENT_PT_inputs, GARMENT_PT_run)
