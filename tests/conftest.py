@@ -10,8 +10,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 
 _user_resources = tempfile.mkdtemp(prefix="garment-recon-blender-user-")
@@ -21,8 +19,8 @@ os.environ["GARMENT_RECON_RAISE_ERRORS"] = "1"  # operator crashes fail tests, n
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if Path(item.fspath).is_relative_to(REPO / "tests" / "blender"):
-            item.add_marker(pytest.mark.blender)
+        if Path(item.fspath).is_relative_to(REPO / "tests" / "blender_tier"):
+            item.add_marker("blender")
 
 
 def pytest_unconfigure(config):

@@ -29,7 +29,7 @@ def image_size(path: Path) -> tuple[int, int]:
             return im.size
     except FileNotFoundError:
         raise CaptureError(f"{path}: file is missing") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CaptureError(f"{path}: unreadable image ({exc})") from None
 
 
@@ -72,7 +72,7 @@ def _decode(path: Path, mode: str) -> np.ndarray:
             return np.asarray(im.convert(mode))
     except FileNotFoundError:
         raise CaptureError(f"{path}: file is missing") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise CaptureError(f"{path}: unreadable image ({exc})") from None
 
 

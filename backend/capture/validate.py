@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ARRAY_FILE_ERRORS
 from .bundle import CAPTURE_FILE, Capture, load_capture
 from .errors import CaptureError
 from .images import check_readable, image_size, read_mask
@@ -157,8 +158,8 @@ def _check_depth(problems: list[str], path: Path, expected: tuple[int, int]) -> 
     except FileNotFoundError:
         problems.append(f"{path}: file is missing")
         return
-    except (OSError, ValueError) as exc:
-        problems.append(f"{path}: unreadable depth map ({exc})")
+    except ARRAY_FILE_ERRORS as exc:
+        problems.append(f"{path}: unreadable depth map ({type(exc).__name__}: {exc})")
         return
     want = (expected[1], expected[0])
     if depth.shape != want:
@@ -221,15 +222,19 @@ def _body_problems(capture: Capture) -> list[str]:
             if missing:
                 return [f"{path}: missing key(s) {', '.join(missing)}"]
             body_frames = np.asarray(npz[BODY_FRAMES_KEY])
-            transforms_len = npz[BODY_TRANSFORMS_KEY].shape[0]
+            transforms_shape = npz[BODY_TRANSFORMS_KEY].shape
     except FileNotFoundError:
         return [f"{path}: file is missing (the capture needs a body track)"]
-    except (OSError, ValueError) as exc:
-        return [f"{path}: unreadable body file ({exc})"]
-    if body_frames.ndim != 1 or transforms_len != len(body_frames):
+    except ARRAY_FILE_ERRORS as exc:
+        return [f"{path}: unreadable body file ({type(exc).__name__}: {exc})"]
+    if len(transforms_shape) != 4 or transforms_shape[2:] != (4, 4):
+        return [
+            f"{path}: {BODY_TRANSFORMS_KEY} has shape {transforms_shape}, expected (T, B, 4, 4)"
+        ]
+    if body_frames.ndim != 1 or transforms_shape[0] != len(body_frames):
         return [
             f"{path}: {BODY_FRAMES_KEY} has shape {body_frames.shape} but "
-            f"{BODY_TRANSFORMS_KEY} has {transforms_len} frames; they must agree"
+            f"{BODY_TRANSFORMS_KEY} has {transforms_shape[0]} frames; they must agree"
         ]
     uncovered = sorted(set(capture.frames) - {int(f) for f in body_frames})
     if uncovered:

@@ -74,7 +74,10 @@ class EventStream:
         self._last_progress_t = -math.inf
 
     def progress(self, stage: str, step: int, total: int, loss: float | None = None) -> None:
-        """Report ``step`` of ``total`` in ``stage``; ETA from the stage's rate so far."""
+        """Report ``step`` of ``total`` in ``stage``; ETA from the stage's rate so far.
+
+        A non-finite ``loss`` is sent as null.
+        """
         now = self._clock()
         if stage != self._stage:
             self._stage, self._stage_t0, self._stage_step0 = stage, now, step
@@ -89,6 +92,8 @@ class EventStream:
             eta_s = round((now - self._stage_t0) / done_steps * max(total - step, 0), 2)
         if loss is not None:
             loss = float(loss)
+            if not math.isfinite(loss):
+                loss = None  # JSON has no NaN/inf; the trainer reports divergence itself
         self.emit(
             {"event": "progress", "stage": stage, "step": step, "total": total,
              "eta_s": eta_s, "loss": loss}

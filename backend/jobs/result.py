@@ -34,7 +34,7 @@ import numpy as np
 
 from ..capture.bundle import frame_file_name
 from ..capture.images import read_rgb, write_png
-from ..errors import BackendError
+from ..errors import ARRAY_FILE_ERRORS, BackendError
 
 GARMENT_FILE = "garment.npz"
 TEXTURE_FILE = "texture.png"
@@ -157,8 +157,8 @@ def read_result(root: Path | str) -> ResultBundle:
         raise ResultError(
             f"{path}: file is missing; the job did not finish (see {root / LOG_FILE})"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise ResultError(f"{path}: unreadable ({exc})") from None
+    except ARRAY_FILE_ERRORS as exc:
+        raise ResultError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     garment = GarmentResult(**arrays)
     garment.check(str(path))
 
@@ -185,7 +185,7 @@ def _expect_shape(where: str, name: str, arr: np.ndarray, shape: tuple) -> None:
         w is None or w == g for w, g in zip(shape, arr.shape, strict=True)
     )
     if not ok:
-        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
+        want = str(tuple("*" if w is None else w for w in shape)).replace("'", "")
         raise ResultError(f"{where}: {name} has shape {arr.shape}, expected {want}")
 
 
