@@ -41,10 +41,12 @@ def check_readable(path: Path) -> tuple[int, int]:
     """
     from PIL import Image
 
-    size = image_size(path)
     try:
         with Image.open(path) as im:
+            size = im.size
             im.verify()
+    except FileNotFoundError:
+        raise CaptureError(f"{path}: file is missing") from None
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise CaptureError(f"{path}: unreadable image ({exc})") from None
     return size

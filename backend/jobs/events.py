@@ -149,7 +149,8 @@ def format_event(event: dict[str, Any]) -> str:
         hint = f"\nhint: {event['hint']}" if event.get("hint") else ""
         return f"error: {event['message']}{hint}"
     if kind == "done":
-        return event.get("summary") or f"done: {event.get('result')}"
+        summary = event.get("summary") or f"done: {event.get('result')}"
+        return f"--- summary\n{summary}" if "\n" in summary else summary
     return event["message"]
 
 

@@ -171,6 +171,7 @@ def test_text_format_writes_lines_for_people_and_json_to_the_log(tmp_path):
         "hint: do this",
         "error: broken again",
         "done: /r",
+        "--- summary",
         "line 1",
         "line 2",
     ]

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,46 @@ def test_cancel_operator_reports_when_nothing_runs(addon):
 
     with pytest.raises(RuntimeError, match="No running 'nothing' job"):
         bpy.ops.garment.cancel_job(kind="nothing")
+
+
+def test_timer_tick_follows_a_job_to_the_end_and_calls_on_finish(addon, tmp_path):
+    # Timers never fire under the bpy module; call the timer callback as Blender would.
+    control = addon.operators.job_control
+    finished = []
+    runner = control.start_job(
+        "tick_test",
+        fake_backend("""
+            emit(event="progress", stage="fit", step=1, total=2, eta_s=None, loss=None)
+            time.sleep(0.3)
+            emit(event="done", result="r", summary="ok")
+            """),
+        tmp_path / "job",
+        on_finish=finished.append,
+        blocking=False,
+    )
+    intervals = []
+    for _ in range(600):
+        interval = control._tick()
+        intervals.append(interval)
+        if interval is None:
+            break
+        time.sleep(0.02)
+    assert intervals[0] == control.POLL_INTERVAL_S  # keeps polling while the job runs
+    assert intervals[-1] is None  # and unregisters itself when nothing is left
+    assert runner.state.status == "done"
+    assert finished == [runner]
+
+
+def test_disabling_the_extension_kills_running_jobs(addon, tmp_path):
+    import bpy
+
+    module = addon.__name__
+    runner = addon.operators.job_control.start_job(
+        "orphan_test", fake_backend("time.sleep(60)"), tmp_path / "job", blocking=False)
+    try:
+        bpy.ops.preferences.addon_disable(module=module)
+        runner._proc.wait(timeout=10)  # raises if the process survived
+        assert runner._proc.returncode == -9
+    finally:
+        runner.kill()
+        bpy.ops.preferences.addon_enable(module=module)
