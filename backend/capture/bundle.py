@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,6 +31,7 @@ import numpy as np
 
 from ..config import from_dict, to_dict
 from ..errors import ConfigError
+from ..fileio import atomic_write
 from .errors import CaptureError
 
 CAPTURE_VERSION = 1
@@ -159,11 +159,9 @@ class Capture:
                 for f, c in zip(self.frames, self.cameras, strict=True)
             ],
         }
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / CAPTURE_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=1))
         return path
 
 

@@ -5,32 +5,41 @@ Arrays are numpy, row 0 = top of the image (OpenCV convention, as the cameras).
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write
 from .errors import CaptureError
 
 MASK_THRESHOLD = 127
 """A mask pixel is garment when its 8-bit value is above this (DESIGN.md)."""
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image, reading only its header.
+@contextmanager
+def _open_image(path: Path) -> Iterator:
+    """Open with Pillow; any failure inside the block becomes a CaptureError naming ``path``.
 
-    Raises:
-        CaptureError: the file is missing or not an image Pillow can identify.
+    Pillow signals corrupt data with many exception types (OSError, SyntaxError from
+    verify, DecompressionBombError for absurd header sizes, ...), hence the broad catch.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.size
+            yield im
     except FileNotFoundError:
         raise CaptureError(f"{path}: file is missing") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise CaptureError(f"{path}: unreadable image ({exc})") from None
+    except Exception as exc:
+        raise CaptureError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image, reading only its header."""
+    with _open_image(path) as im:
+        return im.size
 
 
 def check_readable(path: Path) -> tuple[int, int]:
@@ -39,16 +48,9 @@ def check_readable(path: Path) -> tuple[int, int]:
     Cheaper than decoding the pixels; used for footage frames, which validation
     need not hold in memory.
     """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            im.verify()
-    except FileNotFoundError:
-        raise CaptureError(f"{path}: file is missing") from None
-    except Exception as exc:  # Pillow raises many types for corrupt data
-        raise CaptureError(f"{path}: unreadable image ({exc})") from None
+    with _open_image(path) as im:
+        size = im.size
+        im.verify()
     return size
 
 
@@ -63,26 +65,20 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def _decode(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I"):
-                # 16-bit masks/frames: scale to 8 bits instead of clipping.
-                arr = np.asarray(im, dtype=np.float64) / 257.0
-                im = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
-            return np.asarray(im.convert(mode))
-    except FileNotFoundError:
-        raise CaptureError(f"{path}: file is missing") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CaptureError(f"{path}: unreadable image ({exc})") from None
+    with _open_image(path) as im:
+        if im.mode in ("I;16", "I;16B", "I"):
+            # 16-bit masks/frames: scale to 8 bits instead of clipping.
+            arr = np.asarray(im, dtype=np.float64) / 257.0
+            return np.asarray(Image.fromarray(arr.clip(0, 255).astype(np.uint8)).convert(mode))
+        return np.asarray(im.convert(mode))
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
     """Write (H, W) or (H, W, 3|4) uint8 pixels, or an (H, W) bool mask, as PNG.
 
-    Written to a temporary name first and renamed, so a crash never leaves a
-    truncated image under the final name.
+    Written atomically, so a crash never leaves a truncated image under the final name.
     """
     from PIL import Image
 
@@ -91,7 +87,5 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
         pixels = pixels.astype(np.uint8) * 255
     if pixels.dtype != np.uint8:
         raise ValueError(f"{path}: expected uint8 or bool pixels, got {pixels.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(pixels).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(Path(path)) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")

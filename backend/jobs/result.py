@@ -25,7 +25,6 @@ never leaves a half-written bundle that looks complete.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 from ..capture.bundle import frame_file_name
 from ..capture.images import read_rgb, write_png
 from ..errors import ARRAY_FILE_ERRORS, BackendError
+from ..fileio import atomic_write
 
 GARMENT_FILE = "garment.npz"
 TEXTURE_FILE = "texture.png"
@@ -122,7 +122,8 @@ def write_result(
     for frame, pixels in (dynamic_textures or {}).items():
         write_png(root / DYNAMIC_TEXTURE_DIR / frame_file_name(frame), pixels)
     if metrics is not None:
-        _write_atomic(root / METRICS_FILE, json.dumps(metrics, indent=1).encode())
+        with atomic_write(root / METRICS_FILE) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=1))
     arrays = {
         "faces": garment.faces,
         "canonical_vertices": garment.canonical_vertices,
@@ -131,10 +132,8 @@ def write_result(
     }
     if garment.uv is not None:
         arrays["uv"] = garment.uv
-    tmp = root / (GARMENT_FILE + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(root / GARMENT_FILE) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, root / GARMENT_FILE)
     return root
 
 
@@ -188,8 +187,3 @@ def _expect_shape(where: str, name: str, arr: np.ndarray, shape: tuple) -> None:
         want = str(tuple("*" if w is None else w for w in shape)).replace("'", "")
         raise ResultError(f"{where}: {name} has shape {arr.shape}, expected {want}")
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -17,13 +17,13 @@ that names it, never silently ignored.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from ..config import from_dict, to_dict
 from ..errors import ConfigError
+from ..fileio import atomic_write
 
 JOB_VERSION = 1
 JOB_FILE = "job.json"
@@ -101,8 +101,6 @@ def load_job(path: Path | str) -> JobSpec:
 def save_job(spec: JobSpec, path: Path | str) -> Path:
     """Write job.json atomically (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_dict(spec), indent=1))
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(to_dict(spec), indent=1))
     return path
