@@ -5,11 +5,6 @@ Every error a user can cause (bad input, bad settings, a missing package) is a
 Messages name the culprit (file, frame number, key) and state expected vs. got.
 """
 
-import zipfile
-
-ARRAY_FILE_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
-"""What ``np.load`` raises for an empty, truncated or corrupt .npy/.npz file."""
-
 
 class BackendError(RuntimeError):
     """Base class of every error the backend raises on purpose.

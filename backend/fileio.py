@@ -1,11 +1,15 @@
-"""Writing files so that a crash never leaves a half-written file under the final name."""
+"""File I/O shared by the bundles: atomic writes, and what reading a damaged array file raises."""
 
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+ARRAY_FILE_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+"""What ``np.load`` raises for an empty, truncated or corrupt .npy/.npz file."""
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ARRAY_FILE_ERRORS
+from ..fileio import ARRAY_FILE_ERRORS
 from .bundle import CAPTURE_FILE, Capture, load_capture
 from .errors import CaptureError
 from .images import check_readable, image_size, read_mask

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..capture.bundle import frame_file_name
 from ..capture.images import read_rgb, write_png
-from ..errors import ARRAY_FILE_ERRORS, BackendError
-from ..fileio import atomic_write
+from ..errors import BackendError
+from ..fileio import ARRAY_FILE_ERRORS, atomic_write
 
 GARMENT_FILE = "garment.npz"
 TEXTURE_FILE = "texture.png"
