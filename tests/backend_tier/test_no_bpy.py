@@ -24,9 +24,15 @@ def test_no_backend_source_mentions_bpy_imports():
     assert offenders == []
 
 
-def test_every_backend_module_imports_where_bpy_is_absent():
-    modules = list(backend_modules())
-    assert "backend.capture.validate" in modules and "backend.cli" in modules
+# What Blender's side and the CLI entry point import: these must stay light, because
+# the extension imports backend.jobs when it is enabled and every CLI command pays
+# for backend.cli before it starts. Numeric layers (body, render, ...) may load torch.
+LIGHT_PACKAGES = ("backend.jobs", "backend.capture")
+LIGHT_MODULES = ("backend", "backend.cli", "backend.config", "backend.doctor",
+                 "backend.errors", "backend.fileio")
+
+
+def _import_in_fresh_python(modules: list[str]) -> subprocess.CompletedProcess:
     script = (
         "import sys\n"
         "sys.modules['bpy'] = None  # any 'import bpy' now raises ImportError\n"
@@ -35,8 +41,22 @@ def test_every_backend_module_imports_where_bpy_is_absent():
         "    importlib.import_module(name)\n"
         "print('torch' in sys.modules)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
+
+
+def test_every_backend_module_imports_where_bpy_is_absent():
+    modules = list(backend_modules())
+    assert "backend.capture.validate" in modules and "backend.cli" in modules
+    proc = _import_in_fresh_python(modules)
     assert proc.returncode == 0, proc.stderr
-    # importing the backend stays light: torch loads only when a command needs it
+
+
+def test_the_cli_and_the_modules_blender_imports_do_not_load_torch():
+    modules = [m for m in backend_modules()
+               if m in LIGHT_MODULES or m.startswith(LIGHT_PACKAGES)]
+    assert "backend.jobs.events" in modules and "backend.cli" in modules
+    proc = _import_in_fresh_python(modules)
+    assert proc.returncode == 0, proc.stderr
+    # torch loads only when a command needs it
     assert proc.stdout.strip() == "False"
