@@ -56,6 +56,94 @@ def cmd_doctor(args: argparse.Namespace, events: EventStream, cancel: CancelToke
     events.done(result=None, summary=summary(results))
 
 
+def cmd_body(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .body import save_body
+    from .body.errors import BodyError
+
+    if args.out.exists() and not args.overwrite:
+        raise BodyError(f"{args.out}: already exists; pass --overwrite to replace it")
+    events.progress("body", 0, 3)
+    if args.body_source == "anny":
+        from .body.anny_body import AnnyPhenotype, AnnyPoser, foot_sliding
+        from .body.motions import make_motion
+
+        phenotype = AnnyPhenotype(gender=args.gender, age=args.age, muscle=args.muscle,
+                                  weight=args.weight, height=args.height,
+                                  proportions=args.proportions)
+        events.info(f"loading Anny ({args.topology}); its first use builds a cache, "
+                    "about a minute")
+        poser = AnnyPoser(phenotype, args.topology)
+        cancel.check()
+        events.progress("body", 1, 3)
+        motion = make_motion(args.motion, args.frames, args.fps)
+        frames = range(args.start_frame, args.start_frame + args.frames)
+        track = poser.track(motion, frames, args.fps, posed_vertices=True,
+                            pose_components=args.pose_components)
+        sliding = foot_sliding(track.posed_vertices, poser.foot_vertices(), args.fps)
+        events.info(f"foot sliding while in contact: max {sliding['max_speed_m_s']:.3f} m/s, "
+                    f"mean {sliding['mean_speed_m_s']:.3f} m/s", **sliding)
+        body = poser.body
+    else:
+        from .body.smpl import smpl_track
+
+        events.info(f"loading {args.type.upper()} from {args.model}")
+        body, track = smpl_track(args.model, args.params, args.type, args.gender, args.fps,
+                                 args.start_frame, pose_components=args.pose_components)
+    cancel.check()
+    events.progress("body", 2, 3)
+    if args.no_posed_vertices:
+        from dataclasses import replace
+
+        track = replace(track, posed_vertices=None)
+    save_body(args.out, body, track)
+    events.progress("body", 3, 3)
+    events.done(result=str(args.out),
+                summary=f"{args.out}: {body.source} body, {body.vertex_count} vertices, "
+                f"{body.bone_count} bones, {track.frame_count} frames at {track.fps:g} fps")
+
+
+def _add_body_parser(sub) -> None:
+    from .body.anny_body import DEFAULT_TOPOLOGY, TOPOLOGIES
+    from .body.motions import MOTIONS
+
+    p = sub.add_parser("body", help="write a body.npz: an Anny body doing a procedural "
+                       "motion, or SMPL/SMPL-X from a pose parameter sequence")
+    kinds = p.add_subparsers(dest="body_source", required=True, metavar="SOURCE")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, required=True, help="body.npz to write")
+    common.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    common.add_argument("--start-frame", type=int, default=1,
+                        help="Blender frame number of the first frame (default 1)")
+    common.add_argument("--pose-components", type=int, default=4,
+                        help="PCA components of the pose code (default 4, as NGD)")
+    common.add_argument("--no-posed-vertices", action="store_true",
+                        help="leave the per-frame body vertices out (smaller file)")
+
+    a = kinds.add_parser("anny", parents=[common],
+                         help="Anny (built in, offline) doing a procedural motion")
+    a.add_argument("--motion", choices=sorted(MOTIONS), default="walk")
+    a.add_argument("--frames", type=int, default=60, help="number of frames (default 60)")
+    a.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    a.add_argument("--topology", choices=TOPOLOGIES, default=DEFAULT_TOPOLOGY,
+                   help=f"Anny mesh (default {DEFAULT_TOPOLOGY}; notoes_collapse10pc is "
+                   "a 1.2k-vertex one for quick tests)")
+    for name in ("gender", "age", "muscle", "weight", "height", "proportions"):
+        a.add_argument(f"--{name}", type=float, default=0.5,
+                       help=f"phenotype {name} in [0, 1] (default 0.5)")
+
+    s = kinds.add_parser("smpl", parents=[common],
+                         help="SMPL or SMPL-X from your model files and a parameter sequence")
+    s.add_argument("--model", type=Path, required=True,
+                   help="folder holding SMPL_<GENDER>.pkl / SMPLX_<GENDER>.npz (or the file)")
+    s.add_argument("--params", type=Path, required=True,
+                   help=".npz/.pkl with global_orient, body_pose, transl, betas per frame")
+    s.add_argument("--type", choices=["smpl", "smplx"], default="smpl")
+    s.add_argument("--gender", choices=["neutral", "female", "male"], default="neutral")
+    s.add_argument("--fps", type=float, default=None,
+                   help="frames per second (default: from the file, else 30)")
+    p.set_defaults(func=cmd_body)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m backend",
@@ -86,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, default=Path.cwd(),
                    help="working folder whose free disk space to report (default: cwd)")
     p.set_defaults(func=cmd_doctor)
+
+    _add_body_parser(sub)
     return parser
 
 
@@ -94,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log_path = args.job_dir / LOG_FILE if args.job_dir is not None else None
-    events = EventStream(log_path=log_path, text=args.format == "text")
+    events = EventStream(out=sys.stdout, log_path=log_path, text=args.format == "text")
+    # stdout carries only events: libraries that print (warp, smplx) go to stderr
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
     try:
         return run_command(args.func, args, events, CancelToken(args.job_dir))
     finally:
+        sys.stdout = real_stdout
         events.close()
 
 

@@ -21,7 +21,7 @@ from .errors import CaptureError
 from .images import check_readable, image_size, read_mask
 
 BODY_FRAMES_KEY = "frame_numbers"
-"""body.npz key of the track's Blender frame numbers, shape (T,)."""
+"""body.npz key of the track's Blender frame numbers, shape (T,) (see backend.body.bundle)."""
 BODY_TRANSFORMS_KEY = "bone_transforms"
 """body.npz key of the per-frame rest-to-world bone transforms, shape (T, B, 4, 4)."""
 
@@ -213,29 +213,18 @@ def _folder_mismatch(capture: Capture, warnings: list[str]) -> list[str]:
 
 
 def _body_problems(capture: Capture) -> list[str]:
+    from ..body import BodyError, load_body
+
     path = capture.body_path
     if path is None:
         return []
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in (BODY_FRAMES_KEY, BODY_TRANSFORMS_KEY) if k not in npz.files]
-            if missing:
-                return [f"{path}: missing key(s) {', '.join(missing)}"]
-            body_frames = np.asarray(npz[BODY_FRAMES_KEY])
-            transforms_shape = npz[BODY_TRANSFORMS_KEY].shape
-    except FileNotFoundError:
+    if not path.exists():
         return [f"{path}: file is missing (the capture needs a body track)"]
-    except ARRAY_FILE_ERRORS as exc:
-        return [f"{path}: unreadable body file ({type(exc).__name__}: {exc})"]
-    if len(transforms_shape) != 4 or transforms_shape[2:] != (4, 4):
-        return [
-            f"{path}: {BODY_TRANSFORMS_KEY} has shape {transforms_shape}, expected (T, B, 4, 4)"
-        ]
-    if body_frames.ndim != 1 or transforms_shape[0] != len(body_frames):
-        return [
-            f"{path}: {BODY_FRAMES_KEY} has shape {body_frames.shape} but "
-            f"{BODY_TRANSFORMS_KEY} has {transforms_shape[0]} frames; they must agree"
-        ]
+    try:
+        _, track = load_body(path)
+    except BodyError as exc:
+        return [p if p.startswith(str(path)) else f"{path}: {p}" for p in exc.problems]
+    body_frames = track.frame_numbers
     uncovered = sorted(set(capture.frames) - {int(f) for f in body_frames})
     if uncovered:
         return [

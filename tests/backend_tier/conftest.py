@@ -12,18 +12,16 @@ import numpy as np
 import pytest
 
 from backend.capture import (
-    BODY_FRAMES_KEY,
-    BODY_TRANSFORMS_KEY,
     Capture,
     CapturePaths,
     FrameCamera,
     write_png,
 )
+from tests.backend_tier.body_helpers import write_body
 
 DEFAULT_FRAMES = (11, 12, 13, 14)
 """Frame numbers that are not positions (0..3), so an index/number mix-up shows."""
 WIDTH, HEIGHT = 16, 12
-BONES = 3
 
 
 def rotation(axis: Sequence[float], angle: float) -> np.ndarray:
@@ -65,8 +63,8 @@ def build_capture(
     """Write a valid capture bundle into ``root`` and return its Capture.
 
     frames/ and masks/ hold one W x H PNG per frame number; normals/ (RGB PNGs) and
-    depth/ ((H, W) float32 .npy) are added on request; body.npz holds
-    ``frame_numbers`` (T,) and ``bone_transforms`` (T, BONES, 4, 4).
+    depth/ ((H, W) float32 .npy) are added on request; body.npz holds a 3-bone chain
+    body rising 1 cm per frame (``body_helpers``).
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -101,13 +99,7 @@ def build_capture(
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, d)
     if body:
-        transforms = np.tile(np.eye(4), (len(frames), BONES, 1, 1))
-        transforms[:, :, 2, 3] = np.arange(len(frames))[:, None] * 0.01
-        np.savez(
-            root / "body.npz",
-            **{BODY_FRAMES_KEY: np.array(frames, dtype=np.int32),
-               BODY_TRANSFORMS_KEY: transforms},
-        )
+        write_body(root / "body.npz", frames)
     capture.save()
     return capture
 

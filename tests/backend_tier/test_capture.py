@@ -26,6 +26,7 @@ from backend.capture import (
     write_png,
 )
 from backend.errors import BackendError
+from tests.backend_tier.body_helpers import body_arrays
 
 FRAMES = (11, 12, 13, 14)
 W, H = 16, 12
@@ -61,13 +62,6 @@ def problem_with(exc: CaptureError, *parts: str) -> str:
     assert len(matches) == 1, f"expected one problem with {parts}, got {exc.problems}"
     assert matches[0] in str(exc), "the message must list the problem"
     return matches[0]
-
-
-def body_arrays(frames, bones: int = 3) -> dict:
-    return {
-        BODY_FRAMES_KEY: np.array(frames, dtype=np.int32),
-        BODY_TRANSFORMS_KEY: np.tile(np.eye(4), (len(frames), bones, 1, 1)),
-    }
 
 
 def rgb(width: int = W, height: int = H) -> np.ndarray:
@@ -495,7 +489,7 @@ def test_body_arrays_of_different_lengths_are_named(make_capture):
     exc = rejected(capture.root)
 
     problem = problem_with(exc, str(body), BODY_FRAMES_KEY, BODY_TRANSFORMS_KEY)
-    assert "(4,)" in problem and "has 2 frames" in problem
+    assert "2 frame(s) but frame_numbers has 4" in problem
 
 
 def test_body_transforms_that_are_not_4x4_matrices_are_named(make_capture):
