@@ -102,6 +102,15 @@ def cmd_body(args: argparse.Namespace, events: EventStream, cancel: CancelToken)
                 f"{body.bone_count} bones, {track.frame_count} frames at {track.fps:g} fps")
 
 
+def cmd_bench(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    if args.what == "body":
+        from .body.bench import run_body_bench
+
+        results = run_body_bench(events, cancel)
+        events.done(result=None, summary=", ".join(f"{k} = {v:,.3g}" for k, v in
+                                                   results.items()))
+
+
 def _add_body_parser(sub) -> None:
     from .body.anny_body import DEFAULT_TOPOLOGY, TOPOLOGIES
     from .body.motions import MOTIONS
@@ -176,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     _add_body_parser(sub)
+
+    p = sub.add_parser("bench", help="print speed figures (body: Anny track build and "
+                       "LBS throughput)")
+    p.add_argument("what", choices=["body"], help="what to measure")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

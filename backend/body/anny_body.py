@@ -253,7 +253,7 @@ def planted_feet_offsets(vertices: np.ndarray, feet: dict[str, np.ndarray]) -> n
 
 
 def foot_sliding(vertices: np.ndarray, feet: dict[str, np.ndarray], fps: float,
-                 contact_height_m: float = 0.02) -> dict[str, float]:
+                 contact_height_m: float = 0.005) -> dict[str, float]:
     """How much feet slide while touching the floor.
 
     A foot is in contact at a frame when its lowest vertex is within

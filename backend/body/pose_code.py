@@ -78,7 +78,9 @@ def fit_pose_code(bone_transforms: np.ndarray, bone_parents: np.ndarray,
     basis[:kept] = vt[:kept]
     variance[:kept] = singular[:kept] ** 2 / max(len(features) - 1, 1)
     # directions of (numerically) zero variance carry no information: zero them
-    basis[variance <= 1e-12 * max(variance.max(initial=0), 1e-30)] = 0
+    negligible = variance <= 1e-12 * max(variance.max(initial=0), 1e-30)
+    basis[negligible] = 0
+    variance[negligible] = 0
     signs = np.sign(basis[np.arange(components), np.abs(basis).argmax(axis=1)])
     basis *= np.where(signs == 0, 1, signs)[:, None]
     return PoseCode(mean=mean, basis=basis, codes=centered @ basis.T,

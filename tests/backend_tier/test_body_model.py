@@ -182,3 +182,16 @@ def test_saving_a_mismatched_track_fails_and_keeps_the_old_file(tmp_path):
     with pytest.raises(BodyError, match="bone_transforms: 5 bone"):
         save_body(path, chain_body(), rising_track(FRAMES, bones=5))
     assert path.read_bytes() == before
+
+
+def test_exported_rig_with_two_root_bones_and_dense_weights_loads(tmp_path):
+    # what Blender's exporter writes for an armature: several roots are allowed
+    arrays = body_arrays(FRAMES)
+    arrays["bone_parents"] = np.array([-1, 0, -1])
+    arrays["source"] = np.array("rig:Armature")
+    dense = chain_body().dense_weights()
+    del arrays["weight_indices"], arrays["weight_values"]
+    np.savez(tmp_path / "body.npz", weights=dense, **arrays)
+    body, track = load_body(tmp_path / "body.npz")
+    assert body.source == "rig:Armature" and list(body.bone_parents) == [-1, 0, -1]
+    assert track.frame_count == 4
