@@ -102,13 +102,22 @@ def cmd_body(args: argparse.Namespace, events: EventStream, cancel: CancelToken)
                 f"{body.bone_count} bones, {track.frame_count} frames at {track.fps:g} fps")
 
 
-def cmd_bench(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
-    if args.what == "body":
-        from .body.bench import run_body_bench
+def cmd_bench_body(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .body.bench import run_body_bench
 
-        results = run_body_bench(events, cancel)
-        events.done(result=None, summary=", ".join(f"{k} = {v:,.3g}" for k, v in
-                                                   results.items()))
+    results = run_body_bench(events, cancel)
+    events.done(result=None, summary=", ".join(f"{k} = {v:,.3g}" for k, v in results.items()))
+
+
+def cmd_bench_raster(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .render.bench import run_raster_bench  # torch loads only for this command
+
+    rows = run_raster_bench(events, cancel, devices=args.device or None,
+                            resolutions=tuple(args.resolution), faces=args.faces,
+                            repeats=args.repeats, kind=args.rasterizer)
+    events.done(result=None, summary="\n".join(
+        f"{r['rasterizer']} on {r['device']}, {r['resolution']}^2, {r['faces']} faces: "
+        f"{r['ms']:.1f} ms forward+backward ({r['ratio']:.2f}x a 1024^3 matmul)" for r in rows))
 
 
 def _add_body_parser(sub) -> None:
@@ -186,10 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_body_parser(sub)
 
-    p = sub.add_parser("bench", help="print speed figures (body: Anny track build and "
-                       "LBS throughput)")
-    p.add_argument("what", choices=["body"], help="what to measure")
-    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    q = bench.add_parser("body", help="Anny track build time and LBS throughput")
+    q.set_defaults(func=cmd_bench_body)
+    q = bench.add_parser("raster", help="ms per forward+backward of the full render pass set")
+    q.add_argument("--device", action="append", default=None,
+                   help="cpu, cuda or cuda:N; repeat for several (default: cpu, and cuda "
+                   "when present)")
+    q.add_argument("--resolution", type=int, nargs="+", default=[256, 512])
+    q.add_argument("--faces", type=int, default=20000)
+    q.add_argument("--repeats", type=int, default=10)
+    q.add_argument("--rasterizer", default="torch", choices=["torch", "nvdiffrast", "auto"])
+    q.set_defaults(func=cmd_bench_raster)
     return parser
 
 
