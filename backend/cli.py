@@ -88,7 +88,8 @@ def cmd_body(args: argparse.Namespace, events: EventStream, cancel: CancelToken)
 
         events.info(f"loading {args.type.upper()} from {args.model}")
         body, track = smpl_track(args.model, args.params, args.type, args.gender, args.fps,
-                                 args.start_frame, pose_components=args.pose_components)
+                                 args.start_frame, posed_vertices=not args.no_posed_vertices,
+                                 pose_components=args.pose_components)
     cancel.check()
     events.progress("body", 2, 3)
     if args.no_posed_vertices:

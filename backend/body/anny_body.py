@@ -87,6 +87,8 @@ class AnnyPoser:
         rest = self._run(None)
         self._rest_bone_poses = rest["rest_bone_poses"][0].numpy()     # (B, 4, 4) float64
         rest_vertices = rest["rest_vertices"][0].numpy()
+        # through dense weights: Anny's own rows carry a few tiny negative weights,
+        # which sparse_weights clips and renormalises
         indices, values = sparse_weights(self._dense_weights())
         self.body = SkinnedBody(
             rest_vertices=rest_vertices,

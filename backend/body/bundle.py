@@ -28,9 +28,13 @@ from .errors import BodyError
 from .model import BodyTrack, PoseCode, SkinnedBody, sparse_weights
 
 FORMAT_VERSION = 1
+BODY_FRAMES_KEY = "frame_numbers"
+"""Key of the track's Blender frame numbers, shape (T,)."""
+BODY_TRANSFORMS_KEY = "bone_transforms"
+"""Key of the per-frame rest-to-world bone transforms, shape (T, B, 4, 4)."""
 BODY_KEYS = ("rest_vertices", "faces", "bone_names", "bone_parents", "rest_bone_matrices",
              "source")
-TRACK_KEYS = ("frame_numbers", "fps", "bone_transforms")
+TRACK_KEYS = (BODY_FRAMES_KEY, "fps", BODY_TRANSFORMS_KEY)
 POSE_CODE_KEYS = {"pose_code_mean": "mean", "pose_code_basis": "basis", "pose_codes": "codes",
                   "pose_code_variance": "explained_variance"}
 POSE_CODE_ROOT_KEY = "pose_code_include_root"
@@ -49,9 +53,9 @@ def save_body(path: Path | str, body: SkinnedBody, track: BodyTrack) -> Path:
         "bone_parents": body.bone_parents,
         "rest_bone_matrices": body.rest_bone_matrices,
         "source": np.array(body.source),
-        "frame_numbers": track.frame_numbers,
+        BODY_FRAMES_KEY: track.frame_numbers,
         "fps": np.array(track.fps),
-        "bone_transforms": track.bone_transforms,
+        BODY_TRANSFORMS_KEY: track.bone_transforms,
     }
     if body.uvs is not None:
         arrays["uvs"] = body.uvs
@@ -148,9 +152,9 @@ def _track_from(data: dict[str, np.ndarray]) -> BodyTrack:
         code = PoseCode(include_root=bool(data[POSE_CODE_ROOT_KEY]),
                         **{attr: _float(data, key) for key, attr in POSE_CODE_KEYS.items()})
     return BodyTrack(
-        frame_numbers=data["frame_numbers"],
+        frame_numbers=data[BODY_FRAMES_KEY],
         fps=float(_float(data, "fps")),
-        bone_transforms=_float(data, "bone_transforms"),
+        bone_transforms=_float(data, BODY_TRANSFORMS_KEY),
         posed_vertices=_float(data, "posed_vertices") if "posed_vertices" in data else None,
         pose_code=code,
     )

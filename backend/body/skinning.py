@@ -72,12 +72,6 @@ class Skinning:
         blended = torch.matmul(self.weights, top).view(frames, self.vertex_count, 3, 4)
         return _apply_affine(blended, vertices)
 
-    def to(self, device: torch.device | str) -> Skinning:
-        """This skinning with its weights on ``device`` (a new object; self is unchanged)."""
-        copy = object.__new__(Skinning)
-        copy.weights = self.weights.to(device)
-        return copy
-
 
 def skin_sparse(vertices: torch.Tensor, bone_transforms: torch.Tensor,
                 weight_indices: torch.Tensor, weight_values: torch.Tensor) -> torch.Tensor:

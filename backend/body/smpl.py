@@ -180,22 +180,18 @@ class SmplPoser:
     def corrected_rest_vertices(self, params: dict[str, np.ndarray]) -> np.ndarray:
         """(T, V, 3) rest vertices plus SMPL's pose correctives (and expressions), in our
         rest space: skinning these with the track's transforms gives SMPL's vertices."""
-        from scipy.spatial.transform import Rotation
-
         pose = self.full_pose(params)
         frames = len(pose)
-        rot = Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(frames, -1, 3, 3)
+        rot = _rotation_matrices(pose)
         feature = (rot[:, 1:] - np.eye(3)).reshape(frames, -1)
         offsets = (feature @ self._posedirs).reshape(frames, -1, 3)
         return (self._shaped(self._expression(params, frames)) + offsets) @ Y_UP_TO_Z_UP.T
 
     def transforms(self, params: dict[str, np.ndarray]) -> np.ndarray:
         """(T, J, 4, 4) skinning transforms (our rest space -> our world)."""
-        from scipy.spatial.transform import Rotation
-
         pose = self.full_pose(params)
         frames = len(pose)
-        rot = Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(frames, -1, 3, 3)
+        rot = _rotation_matrices(pose)
         joints = np.einsum("jv,tvc->tjc", self._regressor,
                            self._shaped(self._expression(params, frames)))
         world = np.zeros((frames, self.joint_count, 4, 4))
@@ -250,6 +246,13 @@ class SmplPoser:
             posed_vertices=self.smplx_vertices(params) if posed_vertices else None,
             pose_code=fit_pose_code(transforms, self.body.bone_parents, pose_components),
         )
+
+
+def _rotation_matrices(pose: np.ndarray) -> np.ndarray:
+    """(T, J, 3) axis-angle -> (T, J, 3, 3) rotation matrices."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(*pose.shape[:2], 3, 3)
 
 
 def _to_z_up(matrices: np.ndarray) -> np.ndarray:

@@ -15,15 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..body import BodyError, load_body
+from ..body.bundle import BODY_FRAMES_KEY, BODY_TRANSFORMS_KEY  # noqa: F401  (re-exported)
 from ..fileio import ARRAY_FILE_ERRORS
 from .bundle import CAPTURE_FILE, Capture, load_capture
 from .errors import CaptureError
 from .images import check_readable, image_size, read_mask
-
-BODY_FRAMES_KEY = "frame_numbers"
-"""body.npz key of the track's Blender frame numbers, shape (T,) (see backend.body.bundle)."""
-BODY_TRANSFORMS_KEY = "bone_transforms"
-"""body.npz key of the per-frame rest-to-world bone transforms, shape (T, B, 4, 4)."""
 
 _FRAME_FILE = re.compile(r"^(-?\d+)\.png$")
 
@@ -213,8 +210,6 @@ def _folder_mismatch(capture: Capture, warnings: list[str]) -> list[str]:
 
 
 def _body_problems(capture: Capture) -> list[str]:
-    from ..body import BodyError, load_body
-
     path = capture.body_path
     if path is None:
         return []
