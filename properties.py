@@ -38,13 +38,40 @@ def _is_mesh(_self, obj):
 class GarmentSceneSettings(bpy.types.PropertyGroup):
     """Inputs of a reconstruction, chosen in the sidebar (View3D > Sidebar > Garment)."""
 
+    footage_source: EnumProperty(
+        name="Footage Source", default="CLIP",
+        items=(
+            ("CLIP", "Movie Clip", "A Movie Clip: its start frame and offset map scene frames "
+             "to footage frames"),
+            ("IMAGE", "Image", "An Image datablock (image sequence or movie): scene frame N "
+             "is file/frame N"),
+        ),
+        description="Where the footage comes from",
+    )
     footage_clip: PointerProperty(
         name="Footage", type=bpy.types.MovieClip,
         description="Movie clip (movie file or image sequence) of the clothed person",
     )
+    footage_image: PointerProperty(
+        name="Footage Image", type=bpy.types.Image,
+        description="Image sequence or movie of the clothed person; frame N is file N",
+    )
+    mask_source: EnumProperty(
+        name="Mask Source", default="MASK",
+        items=(
+            ("MASK", "Mask", "A Mask datablock drawn in the Mask editor, animated as needed"),
+            ("IMAGE", "Image", "An image sequence of masks (white = garment); frame N is "
+             "file N"),
+        ),
+        description="Where the garment masks come from",
+    )
     mask: PointerProperty(
         name="Garment Mask", type=bpy.types.Mask,
         description="Mask datablock outlining the garment in every frame (Mask editor)",
+    )
+    mask_image: PointerProperty(
+        name="Mask Images", type=bpy.types.Image,
+        description="Image sequence of garment masks (> 50 % grey = garment)",
     )
     camera: PointerProperty(
         name="Camera", type=bpy.types.Object, poll=_is_camera,
@@ -71,6 +98,10 @@ class GarmentSceneSettings(bpy.types.PropertyGroup):
     quality_preset: EnumProperty(
         name="Quality", items=PRESET_ITEMS, default="standard",
         description="Trade reconstruction time for detail",
+    )
+    capture_folder: StringProperty(
+        name="Capture Folder", subtype="DIR_PATH", default="",
+        description="Where Export Capture wrote the capture bundle last (and writes next)",
     )
 
 

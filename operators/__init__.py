@@ -3,11 +3,13 @@ a subprocess (job_runner), never in Blender's process."""
 
 import bpy
 
-from . import cancel_job, check_backend, job_control
+from . import add_body, cancel_job, check_backend, export_capture, job_control
 
 CLASSES = (
     *check_backend.CLASSES,
     *cancel_job.CLASSES,
+    *export_capture.CLASSES,
+    *add_body.CLASSES,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operators import job_control
+from ..operators import export_capture, job_control
 from .job_status import draw_job_state
 
 JOB_TITLES = {"check_backend": "Backend Check"}
@@ -28,10 +28,20 @@ class GARMENT_PT_inputs(GarmentSidebarPanel, bpy.types.Panel):
         layout.use_property_decorate = False
 
         col = layout.column()
-        col.prop(settings, "footage_clip")
-        col.prop(settings, "mask")
+        col.prop(settings, "footage_source")
+        if settings.footage_source == "CLIP":
+            col.prop(settings, "footage_clip")
+        else:
+            col.prop(settings, "footage_image")
+        col.prop(settings, "mask_source")
+        if settings.mask_source == "MASK":
+            col.prop(settings, "mask")
+        else:
+            col.prop(settings, "mask_image")
         col.prop(settings, "camera")
-        col.prop(settings, "body")
+        row = col.row(align=True)
+        row.prop(settings, "body")
+        row.operator("garment.add_body", text="", icon="ARMATURE_DATA")
 
         col = layout.column()
         col.prop(settings, "garment_type")
@@ -59,6 +69,13 @@ class GARMENT_PT_run(GarmentSidebarPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        layout.operator("garment.export_capture", icon="EXPORT")
+        outcome = export_capture.last_export()
+        if outcome is not None:
+            box = layout.box()
+            for i, line in enumerate(outcome.message.splitlines()[:4]):
+                box.label(text=line, icon=("CHECKMARK" if outcome.ok else "ERROR")
+                          if i == 0 else "BLANK1")
         layout.operator("garment.check_backend", icon="CONSOLE")
         latest = job_control.latest_job()
         if latest is None:
