@@ -70,6 +70,7 @@ class GARMENT_PT_run(GarmentSidebarPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         layout.operator("garment.export_capture", icon="EXPORT")
+        layout.operator("garment.import_result", icon="IMPORT")
         outcome = export_capture.last_export()
         if outcome is not None:
             box = layout.box()
