@@ -121,6 +121,72 @@ def cmd_bench_raster(args: argparse.Namespace, events: EventStream, cancel: Canc
         f"{r['ms']:.1f} ms forward+backward ({r['ratio']:.2f}x a 1024^3 matmul)" for r in rows))
 
 
+def _reconstruct(capture: Path, output: Path, preset_name: str, job_settings, seed: int,
+                 events: EventStream, cancel: CancelToken, method: str = "ngd"):
+    from .recon.run import reconstruct
+    from .recon.settings import preset
+
+    settings = preset(preset_name, seed=seed, method=method)   # unknown preset fails here
+    return reconstruct(capture, output, settings, job_settings, events, cancel)
+
+
+def _summary(result) -> str:
+    m = result.metrics
+    text = (f"{result.output}: {m['frames']} frames, {m['template']['vertices']} vertices, "
+            f"{m['timings'].get('train_s', 0):.1f} s training")
+    gt = m.get("ground_truth", {}).get("summary")
+    if gt:
+        text += (f"; CD x1e3 {gt['chamfer_x1e3']:.3f}, NC {gt['normal_consistency']:.3f}, "
+                 f"{gt['point_to_surface_mm']:.1f} mm")
+    return text
+
+
+def cmd_run(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .jobs.spec import load_job
+
+    spec = load_job(args.job)
+    if args.job_dir is None:           # the job file's folder is the job folder
+        cancel = CancelToken(Path(args.job).resolve().parent)
+    result = _reconstruct(spec.capture, spec.output, spec.settings.preset, spec.settings,
+                          spec.seed, events, cancel)
+    events.done(result=str(result.output), summary=_summary(result))
+
+
+def cmd_reconstruct(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .jobs.spec import JobSettings
+
+    job = JobSettings(preset=args.preset, device=args.device, rasterizer=args.rasterizer,
+                      drop_empty_masks=args.drop_empty_masks, frame_start=args.frame_start,
+                      frame_end=args.frame_end)
+    result = _reconstruct(args.capture, args.out, args.preset, job, args.seed, events, cancel,
+                          method=args.method)
+    events.done(result=str(result.output), summary=_summary(result))
+
+
+def cmd_evaluate(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    import json
+
+    from .eval.metrics import EvalSettings
+    from .eval.quality import evaluate_result
+
+    metrics = evaluate_result(args.result, args.gt, EvalSettings(samples=args.samples))
+    s = metrics["summary"]
+    events.info("ground-truth metrics", **s)
+    if args.out is not None:
+        args.out.write_text(json.dumps(metrics, indent=1))
+    events.done(result=str(args.out) if args.out else None,
+                summary=f"CD x1e3 {s['chamfer_x1e3']:.4f}, NC {s['normal_consistency']:.4f}, "
+                f"point-to-surface {s['point_to_surface_mm']:.2f} mm, acceleration error "
+                f"{s.get('acceleration_error_mm', float('nan')):.3f} mm/frame^2")
+
+
+def cmd_bench_poisson(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .mesh.bench import run_poisson_bench
+
+    rows = run_poisson_bench(events, cancel, sizes=tuple(args.vertices), frames=args.frames)
+    events.done(result=None, summary="\n".join(str(row) for row in rows))
+
+
 def _add_body_parser(sub) -> None:
     from .body.anny_body import DEFAULT_TOPOLOGY, TOPOLOGIES
     from .body.motions import MOTIONS
@@ -196,6 +262,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_body_parser(sub)
 
+    p = sub.add_parser("run", help="run a job file written by Blender (job.json)")
+    p.add_argument("job", type=Path, help="job.json: capture, output, settings, seed")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("reconstruct", help="reconstruct the garment of a capture folder")
+    p.add_argument("capture", type=Path, help="capture folder (holding capture.json)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="result folder (a re-run on it resumes from its checkpoint)")
+    p.add_argument("--preset", default="standard", help="draft, standard or high")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "nvdiffrast"])
+    p.add_argument("--method", default="ngd", choices=["ngd", "displacement"],
+                   help="ngd (Jacobian fields, default) or the per-vertex baseline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frame-start", type=int, default=None)
+    p.add_argument("--frame-end", type=int, default=None)
+    p.add_argument("--drop-empty-masks", action="store_true")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("evaluate", help="score a result against a synthetic capture's gt/")
+    p.add_argument("result", type=Path, help="result folder (holding garment.npz)")
+    p.add_argument("--gt", type=Path, required=True, help="CAPTURE/gt folder")
+    p.add_argument("--samples", type=int, default=10000, help="surface samples per mesh")
+    p.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("bench", help="benchmarks that print figures")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
     q = bench.add_parser("body", help="Anny track build time and LBS throughput")
@@ -209,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--repeats", type=int, default=10)
     q.add_argument("--rasterizer", default="torch", choices=["torch", "nvdiffrast", "auto"])
     q.set_defaults(func=cmd_bench_raster)
+    q = bench.add_parser("poisson", help="Poisson factorisation and solve times vs scipy")
+    q.add_argument("--vertices", type=int, nargs="+", default=[5000, 20000, 50000])
+    q.add_argument("--frames", type=int, default=8)
+    q.set_defaults(func=cmd_bench_poisson)
     return parser
 
 

@@ -105,6 +105,7 @@ class RenderPasses:
       with ``view_dir`` the unit vector from the surface point to the camera centre.
     - ``depth`` ``(B,H,W,1)``: camera-frame ``z`` in metres.
     - ``color`` ``(B,H,W,3)`` or None: albedo texture x ``Lighting.shade(normals)``.
+    - ``attributes`` ``(B,H,W,C)`` or None: the per-vertex ``attributes`` interpolated.
     - ``rast`` ``(B,H,W,4)``: the raster (``(u, v, z/w, triangle_id + 1)``), e.g. to
       gather per-face image gradients for remeshing.
     """
@@ -115,6 +116,7 @@ class RenderPasses:
     depth: torch.Tensor
     color: torch.Tensor | None
     rast: torch.Tensor
+    attributes: torch.Tensor | None = None
 
 
 def _sample_albedo(rasterizer, albedo, uv_pix, uv_da, covered, batch, h, w):
@@ -149,6 +151,7 @@ def render_passes(
     topology=None,
     near_far: tuple[torch.Tensor | float, torch.Tensor | float] | None = None,
     antialias: bool = True,
+    attributes: torch.Tensor | None = None,
 ) -> RenderPasses:
     """Render the pass set of a mesh seen by a batch of cameras.
 
@@ -168,6 +171,9 @@ def render_passes(
             up from the rasterizer's cache when None.
         near_far: metres, floats or ``(B,)`` tensors; default ``scene_near_far``.
         antialias: antialias all passes together (needed for silhouette gradients).
+        attributes: optional ``(V, C)`` or ``(B, V, C)`` per-vertex values (e.g. vertex
+            colours, or a flag telling two meshes apart), interpolated into the
+            ``attributes`` pass.
 
     Returns:
         a frozen ``RenderPasses``.
@@ -209,9 +215,17 @@ def render_passes(
     faces_b = (faces.long().unsqueeze(0) + offsets).reshape(-1, 3).to(torch.int32)
 
     normals_v = vertex_normals(cam, faces)
-    attrs = torch.cat([normals_v, cam], dim=-1).reshape(batch * n_verts, 6)
+    extra = 0
+    per_vertex = [normals_v, cam]
+    if attributes is not None:
+        if attributes.dim() not in (2, 3) or attributes.shape[-2] != n_verts:
+            raise RenderError(f"attributes must have shape (V,C) or (B,V,C) with V = {n_verts};"
+                              f" got {tuple(attributes.shape)}")
+        extra = attributes.shape[-1]
+        per_vertex.append(attributes.to(cam.dtype).expand(batch, n_verts, extra))
+    attrs = torch.cat(per_vertex, dim=-1).reshape(batch * n_verts, 6 + extra)
     vals, _ = rasterizer.interpolate(attrs.contiguous(), packed, faces_b)
-    vals = vals.view(n_pix, 6)
+    vals = vals.view(n_pix, 6 + extra)
     n = vals[:, 0:3]
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     p = vals[:, 3:6]
@@ -230,6 +244,8 @@ def render_passes(
             ambient=torch.ones(3, dtype=cam.dtype, device=cam.device))
         shade = light.shade(n, pix_batch, batch)
         columns.append(tex * shade)
+    if extra:
+        columns.append(vals[:, 6:])
     values = torch.cat(columns, dim=1)
     stacked = values.new_zeros(batch * h * w, values.shape[1])
     stacked = stacked.index_put((covered,), values).view(batch, h, w, -1)
@@ -244,4 +260,5 @@ def render_passes(
         depth=stacked[..., 5:6],
         color=stacked[..., 6:9] if textured else None,
         rast=rast,
+        attributes=stacked[..., stacked.shape[-1] - extra:] if extra else None,
     )

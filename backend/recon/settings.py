@@ -1,0 +1,163 @@
+"""Reconstruction settings and the quality presets.
+
+Every number the trainer uses lives here, with its unit; a preset is a named
+``ReconSettings``. ``job.json`` chooses a preset; tests and benchmarks override single
+fields with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+METHODS = ("ngd", "displacement")
+ENCODINGS = ("frequency", "hash")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms (0 switches a term off).
+
+    silhouette: MSE between rendered and target garment masks.
+    diffuse: NGD's diffuse-image term, 0.65 Huber(0.005) + 0.35 (1 - SSIM); only when
+        the capture has normal maps.
+    photometric: rendered albedo x lighting vs the frame, inside the target mask; only
+        when the capture has no normal maps (or ``photometric_with_normals``).
+    depth: pairwise depth-ordering hinge; only when the capture has depth maps.
+    jacobian: mean squared distance of the Jacobians from the template's, visible faces.
+    laplacian: squared uniform Laplacian of the canonical vertices relative to the
+        template's (keeps the template's smoothness, not a flat sheet).
+    edge: squared relative change of edge lengths against the template (stretch).
+    """
+
+    silhouette: float = 1.0
+    diffuse: float = 1.0
+    photometric: float = 0.5
+    depth: float = 0.1
+    jacobian: float = 0.02
+    laplacian: float = 2.0
+    edge: float = 0.2
+
+
+@dataclass(frozen=True)
+class ReconSettings:
+    """How a reconstruction runs.
+
+    Attributes:
+        method: ``"ngd"`` (Jacobian fields + Poisson) or ``"displacement"`` (the
+            per-vertex baseline: static offsets + the same MLP predicting offsets).
+        warmup_steps: stage 1, static part only (J_S, albedo, lighting).
+        joint_steps: stage 2, static + dynamic parts.
+        frames_per_step: frames rendered and optimised together each step.
+        resolution_px: longest image side the capture is rendered at in the final
+            phase; the first ``coarse_fraction`` of the steps use half of it.
+        coarse_fraction: share of all steps rendered at half resolution.
+        template_edge_m: template mean edge length, metres.
+        lr_static: Adam learning rate of the static Jacobians / offsets.
+        lr_dynamic: Adam learning rate of the dynamic MLP.
+        lr_appearance: Adam learning rate of albedo and lighting.
+        lr_final_fraction: learning rates decay (cosine) to this fraction at the end.
+        mlp_width, mlp_depth: hidden layer width and count of the dynamic MLP (NGD: 64 x 2).
+        encoding: ``"frequency"`` (sin/cos of face position) or ``"hash"``
+            (multiresolution hash grid).
+        encoding_levels: frequency octaves, or hash levels.
+        hash_table_size_log2, hash_features: hash grid table size (2^n) and features
+            per level.
+        pose_noise: std of Gaussian noise added to the pose code at the start, in units
+            of the code's per-component std; decays linearly to 0 at ``noise_end``.
+        vertex_noise_m: std of noise added to skinned vertices at the start, metres;
+            decays exponentially (x0.01 at ``noise_end``).
+        noise_end: fraction of the steps after which there is no noise.
+        dynamic_scale: output scale of the dynamic MLP (Jacobian units / metres).
+        photometric_with_normals: also use the photometric term when normals exist.
+        body_occlusion: render the body as an occluder so the garment is only compared
+            where the camera sees it.
+        checkpoint_interval_s: seconds between checkpoints (also on cancel and at the end).
+        eval_samples: surface samples per mesh and frame for the ground-truth metrics of
+            synthetic captures (NGD's protocol: 10000).
+        seed: fixes every random choice.
+    """
+
+    method: str = "ngd"
+    warmup_steps: int = 150
+    joint_steps: int = 350
+    frames_per_step: int = 4
+    resolution_px: int = 256
+    coarse_fraction: float = 0.3
+    template_edge_m: float = 0.03
+    lr_static: float = 3e-3
+    lr_dynamic: float = 1e-3
+    lr_appearance: float = 2e-2
+    lr_final_fraction: float = 0.1
+    mlp_width: int = 64
+    mlp_depth: int = 2
+    encoding: str = "frequency"
+    encoding_levels: int = 6
+    hash_table_size_log2: int = 14
+    hash_features: int = 2
+    pose_noise: float = 0.3
+    vertex_noise_m: float = 0.005
+    noise_end: float = 0.6
+    dynamic_scale: float = 0.1
+    photometric_with_normals: bool = False
+    body_occlusion: bool = True
+    losses: LossWeights = LossWeights()
+    checkpoint_interval_s: float = 120.0
+    eval_samples: int = 10000
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if self.method not in METHODS:
+            problems.append(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.encoding not in ENCODINGS:
+            problems.append(f"encoding must be one of {', '.join(ENCODINGS)}; "
+                            f"got {self.encoding!r}")
+        for name in ("warmup_steps", "joint_steps"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0; got {getattr(self, name)}")
+        if self.warmup_steps + self.joint_steps < 1:
+            problems.append("warmup_steps + joint_steps must be >= 1")
+        for name in ("frames_per_step", "mlp_width", "encoding_levels"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.resolution_px < 16:
+            problems.append(f"resolution_px must be >= 16; got {self.resolution_px}")
+        for name in ("coarse_fraction", "noise_end", "lr_final_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+        for name in ("template_edge_m", "lr_static", "lr_dynamic", "lr_appearance",
+                     "checkpoint_interval_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                problems.append(f"{name} must be > 0; got {value!r}")
+        if problems:
+            raise ConfigError("reconstruction settings: " + "; ".join(problems))
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup_steps + self.joint_steps
+
+
+PRESETS: dict[str, ReconSettings] = {
+    "draft": ReconSettings(warmup_steps=80, joint_steps=170, resolution_px=192,
+                           template_edge_m=0.035, frames_per_step=4),
+    "standard": ReconSettings(),
+    "high": ReconSettings(warmup_steps=400, joint_steps=1100, resolution_px=512,
+                          template_edge_m=0.018, frames_per_step=6),
+}
+"""Quality presets; measured times and quality are in the README."""
+
+
+def preset(name: str, **overrides) -> ReconSettings:
+    """The preset called ``name`` with some fields replaced; names the bad key."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown quality preset {name!r}; expected one of {', '.join(PRESETS)}")
+    known = {f.name for f in dataclasses.fields(ReconSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown reconstruction setting(s) {', '.join(unknown)}")
+    return dataclasses.replace(PRESETS[name], **overrides)

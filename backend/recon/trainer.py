@@ -1,0 +1,328 @@
+"""The optimisation loop: stages, schedules, noise, progress, cancel and checkpoints.
+
+Two stages (NGD): ``warmup`` optimises the static part only (J_S or static offsets,
+albedo, lighting), ``joint`` adds the dynamic MLP. Each step renders
+``frames_per_step`` random frames; the first ``coarse_fraction`` of the steps render at
+half resolution. Pose-code noise decays linearly and vertex noise exponentially to
+zero at ``noise_end``, so early steps fit the global shape (NGD).
+
+A checkpoint (model, optimisers, step, RNG) is written every
+``checkpoint_interval_s``, on cancel and at the end; a trainer created on the same
+output folder with the same inputs continues from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..fileio import atomic_write
+from ..jobs.cancel import CancelToken, JobCancelled
+from ..jobs.events import EventStream
+from ..render.passes import Lighting
+from . import losses as L
+from .data import CaptureData
+from .errors import ReconError
+from .render import combined_faces, render_garment
+from .settings import ReconSettings
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "state.pt"
+LOSS_REPORT_EVERY = 10
+"""Steps between reading the loss back (a device sync) for progress events."""
+
+
+@dataclass
+class TrainOutcome:
+    """What training produced: per-frame world vertices and the static canonical mesh
+    (numpy float32), the loss history (every ``LOSS_REPORT_EVERY`` steps), seconds."""
+
+    canonical: np.ndarray
+    vertices: np.ndarray
+    albedo: np.ndarray | None
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int | None = None
+
+
+class Appearance(torch.nn.Module):
+    """Per-vertex albedo and one world-fixed light (ambient + directional), for the
+    photometric term when the capture has no normal maps."""
+
+    def __init__(self, vertex_count: int, dtype, device):
+        super().__init__()
+        self.albedo_logit = torch.nn.Parameter(torch.zeros(vertex_count, 3, dtype=dtype,
+                                                           device=device))
+        self.ambient = torch.nn.Parameter(torch.full((3,), 0.6, dtype=dtype, device=device))
+        self.light_direction = torch.nn.Parameter(torch.tensor([0.3, -0.5, 0.8], dtype=dtype,
+                                                               device=device))
+        self.light_color = torch.nn.Parameter(torch.full((3,), 0.6, dtype=dtype, device=device))
+
+    @property
+    def albedo(self) -> torch.Tensor:
+        return torch.sigmoid(self.albedo_logit)
+
+    def lighting(self, rotations: torch.Tensor) -> Lighting:
+        """Camera-frame lighting for world-to-camera rotations ``(B, 3, 3)``."""
+        d = self.light_direction / self.light_direction.norm().clamp_min(1e-6)
+        return Lighting(ambient=self.ambient.abs(), direction=rotations @ d,
+                        color=self.light_color.abs())
+
+
+class Trainer:
+    """Optimise ``model`` on ``data``; see the module docstring.
+
+    Args:
+        model: a ``JacobianGarment`` or ``DisplacementGarment`` on the device.
+        data: the loaded capture; its ``levels`` must hold ``settings.resolution_px``
+            and half of it.
+        rasterizer: from ``backend.render.get_rasterizer``.
+        output: the result folder; checkpoints go to ``output/checkpoint``.
+        events, cancel: the job's progress stream and cancel token.
+        fingerprint: identifies the inputs (capture, template); a checkpoint made with
+            another fingerprint is refused rather than silently mixed in.
+    """
+
+    def __init__(self, model, data: CaptureData, settings: ReconSettings, rasterizer,
+                 output: Path, events: EventStream | None = None,
+                 cancel: CancelToken | None = None, fingerprint: str = ""):
+        self.model, self.data, self.settings = model, data, settings
+        self.rasterizer = rasterizer
+        self.output = Path(output)
+        self.events = events
+        self.cancel = cancel or CancelToken(None)
+        self.fingerprint = _hash(fingerprint + json.dumps(dataclasses.asdict(settings),
+                                                          sort_keys=True))
+        device = model.template_vertices.device
+        dtype = model.template_vertices.dtype
+        self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        self.use_normals = data.has_normals and settings.losses.diffuse > 0
+        self.use_photometric = settings.losses.photometric > 0 and (
+            not data.has_normals or settings.photometric_with_normals)
+        self.use_depth = data.has_depth and settings.losses.depth > 0
+        self.appearance = Appearance(model.template_vertices.shape[0], dtype, device) \
+            if self.use_photometric else None
+        self.regulariser = L.MeshRegulariser(model.template_vertices, model.faces)
+        occluder = settings.body_occlusion
+        self.body_faces = data.body_faces if occluder else None
+        faces = combined_faces(model.faces.to(torch.int32), self.body_faces,
+                               model.template_vertices.shape[0])
+        self.topology = rasterizer.topology(faces)
+        self.faces32 = model.faces.to(torch.int32).contiguous()
+        self.static_opt = torch.optim.Adam(model.static_parameters(), lr=settings.lr_static)
+        self.dynamic_opt = torch.optim.Adam(model.dynamic_parameters(), lr=settings.lr_dynamic)
+        self.appearance_opt = (torch.optim.Adam(self.appearance.parameters(),
+                                                lr=settings.lr_appearance)
+                               if self.appearance is not None else None)
+        self.step = 0
+        self.history: list[dict] = []
+        self.seconds = 0.0
+        self.resumed_from = None
+        self._load_checkpoint()
+
+    # -- schedules -------------------------------------------------------------------
+
+    def _noise(self, step: int) -> tuple[float, float]:
+        s = self.settings
+        end = max(s.noise_end * s.total_steps, 1)
+        progress = step / end
+        if progress >= 1:
+            return 0.0, 0.0
+        return s.pose_noise * (1 - progress), s.vertex_noise_m * 0.01 ** progress
+
+    def _resolution(self, step: int) -> int:
+        s = self.settings
+        coarse = step < s.coarse_fraction * s.total_steps
+        return max(16, s.resolution_px // 2) if coarse else s.resolution_px
+
+    def _set_learning_rates(self, step: int) -> None:
+        s = self.settings
+        factor = L.cosine_decay(step, s.total_steps, s.lr_final_fraction)
+        for opt, lr in ((self.static_opt, s.lr_static), (self.dynamic_opt, s.lr_dynamic),
+                        (self.appearance_opt, s.lr_appearance)):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
+
+    # -- one step ----------------------------------------------------------------------
+
+    def losses(self, frames: torch.Tensor, resolution: int, dynamic: bool,
+               pose_noise: float = 0.0, vertex_noise_m: float = 0.0) -> dict[str, torch.Tensor]:
+        """Every active loss term for the frame indices ``frames`` (unweighted)."""
+        data, model = self.data, self.model
+        targets = data.levels[resolution]
+        canonical = model.canonical(frames if dynamic else None, pose_noise, self.generator)
+        world = model.world(canonical, data.bone_transforms.index_select(0, frames))
+        if vertex_noise_m > 0:
+            world = world + vertex_noise_m * torch.randn(world.shape, generator=self.generator
+                                                         ).to(world)
+        camera = targets.cameras(frames)
+        body = data.body_vertices.index_select(0, frames) if self.body_faces is not None else None
+        render = render_garment(
+            self.rasterizer, world, self.faces32, camera, body, self.body_faces,
+            albedo=self.appearance.albedo if self.appearance is not None else None,
+            lighting=self.appearance.lighting(camera.R) if self.appearance is not None else None,
+            topology=self.topology)
+        target_mask = targets.mask.index_select(0, frames)
+        terms = {"silhouette": L.silhouette_loss(render.mask, target_mask)}
+        if self.use_normals:
+            terms["diffuse"] = L.diffuse_loss(render.diffuse, render.mask,
+                                              targets.diffuse.index_select(0, frames))
+        if self.use_photometric:
+            terms["photometric"] = L.photometric_loss(
+                render.color, render.mask, targets.rgb.index_select(0, frames), target_mask)
+        if self.use_depth:
+            terms["depth"] = L.depth_ranking_loss(
+                render.depth, render.mask, targets.depth.index_select(0, frames), target_mask,
+                generator=self.generator)
+        visible = render.visible_faces(self.faces32.shape[0])
+        terms["jacobian"] = model.regulariser(visible, frames if dynamic else None)
+        terms["laplacian"] = self.regulariser.laplacian_loss(canonical)
+        terms["edge"] = self.regulariser.edge_loss(canonical)
+        return terms
+
+    def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        weights = self.settings.losses
+        return sum(getattr(weights, name) * value for name, value in terms.items())
+
+    def _train_step(self, step: int) -> dict[str, torch.Tensor]:
+        s = self.settings
+        dynamic = step >= s.warmup_steps
+        count = min(s.frames_per_step, self.data.frame_count)
+        frames = torch.randperm(self.data.frame_count, generator=self.generator)[:count]
+        frames = frames.to(self.model.pose_codes.device)
+        pose_noise, vertex_noise = self._noise(step)
+        self._set_learning_rates(step)
+        optimisers = [self.static_opt] + ([self.dynamic_opt] if dynamic else []) + (
+            [self.appearance_opt] if self.appearance_opt is not None else [])
+        for opt in optimisers:
+            opt.zero_grad(set_to_none=True)
+        terms = self.losses(frames, self._resolution(step), dynamic, pose_noise, vertex_noise)
+        total = self.weighted(terms)
+        total.backward()
+        for opt in optimisers:
+            opt.step()
+        terms["total"] = total.detach()
+        return terms
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def train(self) -> TrainOutcome:
+        s = self.settings
+        total = s.total_steps
+        started = time.monotonic()
+        last_checkpoint = started
+        seconds_before = self.seconds
+        try:
+            while self.step < total:
+                self.cancel.check()
+                stage = "warmup" if self.step < s.warmup_steps else "joint"
+                terms = self._train_step(self.step)
+                self.step += 1
+                self.seconds = seconds_before + time.monotonic() - started
+                if self.step % LOSS_REPORT_EVERY == 0 or self.step == total:
+                    record = {name: float(value) for name, value in terms.items()}
+                    if not math.isfinite(record["total"]):
+                        raise ReconError(f"the optimisation diverged at step {self.step} "
+                                         f"(loss {record['total']})",
+                                         hint="try a lower learning rate or another preset")
+                    self.history.append({"step": self.step, **record})
+                    if self.events is not None:
+                        self.events.progress(stage, self.step, total, loss=record["total"])
+                elif self.events is not None:
+                    self.events.progress(stage, self.step, total)
+                if time.monotonic() - last_checkpoint >= s.checkpoint_interval_s:
+                    self.save_checkpoint()
+                    last_checkpoint = time.monotonic()
+        except JobCancelled:
+            self.save_checkpoint()
+            raise
+        self.save_checkpoint()
+        return self.outcome()
+
+    @torch.no_grad()
+    def outcome(self) -> TrainOutcome:
+        """The garment at every frame without noise, and the static canonical mesh."""
+        model, data = self.model, self.data
+        worlds = []
+        for start in range(0, data.frame_count, 16):
+            frames = torch.arange(start, min(start + 16, data.frame_count),
+                                  device=model.pose_codes.device)
+            dynamic = self.settings.joint_steps > 0
+            canonical = model.canonical(frames if dynamic else None)
+            worlds.append(model.world(canonical, data.bone_transforms.index_select(0, frames)))
+        canonical = model.canonical(None)[0]
+        albedo = self.appearance.albedo.cpu().numpy() if self.appearance is not None else None
+        return TrainOutcome(canonical=canonical.float().cpu().numpy(),
+                            vertices=torch.cat(worlds).float().cpu().numpy(), albedo=albedo,
+                            history=list(self.history), seconds=self.seconds,
+                            resumed_from=self.resumed_from)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output / "checkpoint" / CHECKPOINT_FILE
+
+    def save_checkpoint(self) -> Path:
+        state = {
+            "fingerprint": self.fingerprint,
+            "step": self.step,
+            "seconds": self.seconds,
+            "history": self.history,
+            "model": self.model.state_dict(),
+            "appearance": self.appearance.state_dict() if self.appearance is not None else None,
+            "static_opt": self.static_opt.state_dict(),
+            "dynamic_opt": self.dynamic_opt.state_dict(),
+            "appearance_opt": (self.appearance_opt.state_dict()
+                               if self.appearance_opt is not None else None),
+            "generator": self.generator.get_state(),
+        }
+        with atomic_write(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+        log.info("checkpoint at step %d: %s", self.step, self.checkpoint_path)
+        return self.checkpoint_path
+
+    def _load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if not path.is_file():
+            return
+        try:
+            state = torch.load(path, map_location=self.model.template_vertices.device,
+                               weights_only=False)
+        except Exception as exc:  # a truncated or foreign file
+            raise ReconError(f"{path}: cannot read the checkpoint ({exc})",
+                             hint="delete the checkpoint folder to start over") from exc
+        if state.get("fingerprint") != self.fingerprint:
+            raise ReconError(
+                f"{path}: this checkpoint belongs to another capture or other settings",
+                hint="use a new output folder, or delete its checkpoint folder to start over")
+        self.model.load_state_dict(state["model"])
+        if self.appearance is not None:
+            self.appearance.load_state_dict(state["appearance"])
+            self.appearance_opt.load_state_dict(state["appearance_opt"])
+        self.static_opt.load_state_dict(state["static_opt"])
+        self.dynamic_opt.load_state_dict(state["dynamic_opt"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+        self.seconds = float(state["seconds"])
+        self.history = list(state["history"])
+        self.resumed_from = self.step
+        log.info("resumed from %s at step %d", path, self.step)
+        if self.events is not None:
+            self.events.info(f"resuming from the checkpoint at step {self.step}",
+                             step=self.step)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
