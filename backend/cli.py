@@ -262,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_body_parser(sub)
 
+    from .synthetic.cli import add_synth_parser
+
+    add_synth_parser(sub)
+
     p = sub.add_parser("run", help="run a job file written by Blender (job.json)")
     p.add_argument("job", type=Path, help="job.json: capture, output, settings, seed")
     p.set_defaults(func=cmd_run)

@@ -3,13 +3,22 @@ a subprocess (job_runner), never in Blender's process."""
 
 import bpy
 
-from . import add_body, cancel_job, check_backend, export_capture, import_result, job_control
+from . import (
+    add_body,
+    add_demo_scene,
+    cancel_job,
+    check_backend,
+    export_capture,
+    import_result,
+    job_control,
+)
 
 CLASSES = (
     *check_backend.CLASSES,
     *cancel_job.CLASSES,
     *export_capture.CLASSES,
     *add_body.CLASSES,
+    *add_demo_scene.CLASSES,
     *import_result.CLASSES,
 )
 

@@ -26,6 +26,7 @@ class GARMENT_PT_inputs(GarmentSidebarPanel, bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         layout.use_property_decorate = False
+        layout.operator("garment.add_demo_scene", icon="OUTLINER_OB_ARMATURE")
 
         col = layout.column()
         col.prop(settings, "footage_source")

@@ -53,6 +53,11 @@ class TemporaryCompositor:
         render.use_compositing = True
         render.use_sequencer = False
         render.use_file_extension = True
+        # no date, file or render-time metadata in the PNGs: the same footage must give
+        # byte-identical frames (and a user's file names stay out of the bundle)
+        for name in dir(render):
+            if name.startswith("use_stamp"):
+                setattr(render, name, False)
         settings = render.image_settings
         settings.file_format = "PNG"
         settings.color_depth = "8"

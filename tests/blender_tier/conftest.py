@@ -59,3 +59,27 @@ def prefs(addon):
         setattr(preferences, name, "")
     preferences.device = "auto"
     preferences.rasterizer = "auto"
+
+
+@pytest.fixture(scope="session")
+def tiny_capture(installed, tmp_path_factory):
+    """(folder, settings) of one tiny synthetic skirt capture, generated once per session
+    by the installed extension (its backend half runs with this interpreter)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import bpy
+
+    addon = importlib.import_module(ADDON_MODULE)
+    generate = importlib.import_module(f"{ADDON_MODULE}.operators.synthetic.generate")
+    settings = importlib.import_module(f"{ADDON_MODULE}.operators.synthetic.settings"
+                                       ).PRESETS["tiny"]
+    folder = tmp_path_factory.mktemp("synthetic") / "skirt_walk"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(addon.__file__).resolve().parent)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    generate.generate_capture(
+        bpy.context.scene, settings, folder, sys.executable, env=env)
+    bpy.ops.wm.read_homefile()
+    return folder, settings

@@ -1,0 +1,161 @@
+"""Synthetic captures end to end: prepare (backend job) -> cloth -> render -> bundle + gt/.
+
+One tiny skirt capture is generated per session (``tiny_capture`` in conftest) and
+checked the way a dataset user relies on it: the backend validates it; seams are
+closed; the garment never sinks into the body; masks cover the garment the camera
+sees; gt/ holds the result-bundle layout, maps, texture, scene and contact sheet.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import bpy
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.body import load_body
+from backend.capture import load_capture, validate_capture
+from backend.capture.images import read_mask
+from backend.jobs.result import read_result
+from tests.blender_tier.synth_checks import mask_coverage, signed_distance
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture
+def synth(addon):
+    """The extension's operators.synthetic.{settings, generate} modules."""
+    import importlib
+    import types
+
+    base = f"{addon.__name__}.operators.synthetic"
+    return types.SimpleNamespace(
+        settings=importlib.import_module(f"{base}.settings"),
+        generate=importlib.import_module(f"{base}.generate"),
+        GarmentError=addon.operators.base.GarmentError)
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_settings_reject_bad_values_by_name(synth):
+    settings, GarmentError = synth.settings, synth.GarmentError
+    with pytest.raises(GarmentError, match="garment 'cape'"):
+        settings.preset("tiny", garment="cape")
+    with pytest.raises(GarmentError, match="frames must be >= 1"):
+        settings.preset("demo", frames=0)
+    with pytest.raises(GarmentError, match="Unknown synthetic preset 'huge'"):
+        settings.preset("huge")
+    with pytest.raises(GarmentError, match="colour"):
+        settings.preset("tiny", colour="red")
+    tiny = settings.PRESETS["tiny"]
+    assert tiny.frames <= 12 and tiny.resolution == 128
+    assert tiny.capture_frames == tuple(range(tiny.settle_frames + 1,
+                                              tiny.settle_frames + 1 + tiny.frames))
+    assert settings.PRESETS["demo"].frames == 30 and settings.PRESETS["demo"].resolution == 256
+    assert settings.PRESETS["bench"].frames == 60 and settings.PRESETS["bench"].resolution == 512
+
+
+def test_the_backend_validates_the_capture(tiny_capture):
+    folder, _ = tiny_capture
+    proc = subprocess.run([sys.executable, "-m", "backend", "--format", "text", "validate",
+                           str(folder)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = validate_capture(folder)
+    assert report.dropped_frames == () and min(report.mask_coverage) > 0.01
+
+
+def test_gt_matches_the_capture_frames_and_layout(tiny_capture):
+    folder, settings = tiny_capture
+    capture = load_capture(folder)
+    assert capture.frames == settings.capture_frames
+    assert (capture.width, capture.height) == (settings.resolution,) * 2
+    assert capture.garment_type == "skirt"
+    gt = read_result(folder / "gt")
+    g = gt.garment
+    assert tuple(g.frame_numbers) == capture.frames
+    assert g.vertices.shape[0] == len(capture.frames) and g.uv.shape == (len(g.faces), 3, 2)
+    assert gt.texture is not None and gt.texture.shape[0] == settings.texture_size
+    for frame in capture.frames:
+        assert (folder / "gt" / "normals" / f"{frame:06d}.png").is_file()
+        depth = np.load(folder / "gt" / "depth" / f"{frame:06d}.npy")
+        assert depth.shape == (capture.height, capture.width) and np.isfinite(depth).all()
+    assert (folder / "gt" / "scene.blend").is_file()
+    sheet = Image.open(folder / "gt" / "contact_sheet.png")
+    assert sheet.width >= 2 * settings.resolution and sheet.height >= 3 * settings.resolution
+    summary = json.loads((folder / "gt" / "synth.json").read_text())
+    assert summary["settings"]["garment"] == "skirt"
+    assert set(summary["timings_s"]) >= {"prepare", "simulate", "render", "export"}
+    # the capture's body is the rig the cloth collided with, on the captured frames
+    _, track = load_body(folder / "body.npz")
+    assert tuple(track.frame_numbers) == capture.frames
+
+
+def test_seams_close_and_the_garment_stays_outside_the_body(tiny_capture):
+    folder, _ = tiny_capture
+    summary = json.loads((folder / "gt" / "synth.json").read_text())
+    assert summary["stats"]["max_seam_gap_mm"] < 5.0
+    body, track = load_body(folder / "body.npz")
+    g = read_result(folder / "gt").garment
+    for i, frame in enumerate(track.frame_numbers):
+        depth = -signed_distance(g.vertices[i], track.posed_vertices[i], body.faces)
+        assert depth.max() < 0.01, f"frame {frame}: a vertex is {depth.max() * 1e3:.1f} mm deep"
+
+
+def test_masks_cover_the_garment_the_camera_sees(tiny_capture):
+    folder, _ = tiny_capture
+    capture = load_capture(folder)
+    g = read_result(folder / "gt").garment
+    for i, frame in enumerate(capture.frames):
+        cam = capture.camera(frame)
+        mask = read_mask(capture.mask_path(frame))
+        depth = np.load(folder / "gt" / "depth" / f"{frame:06d}.npy")
+        coverage = mask_coverage(g.vertices[i], mask, depth, cam.K, cam.R, cam.t)
+        assert coverage >= 0.95, f"frame {frame}: masks cover {coverage:.1%} of visible GT"
+
+
+def test_an_existing_folder_is_replaced_only_when_asked(synth, tmp_path, tiny_capture):
+    generate, GarmentError = synth.generate, synth.GarmentError
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    settings = synth.settings.PRESETS["tiny"]
+    with pytest.raises(GarmentError, match="not a synthetic capture"):
+        generate.generate_capture(bpy.context.scene, settings, users, sys.executable)
+    assert (users / "notes.txt").read_text() == "mine"
+    folder, _ = tiny_capture
+    with pytest.raises(GarmentError, match="allow overwriting"):
+        generate.generate_capture(bpy.context.scene, settings, folder, sys.executable)
+
+
+def test_a_failed_prepare_names_the_problem_and_leaves_nothing(synth, tmp_path):
+    generate, GarmentError = synth.generate, synth.GarmentError
+    settings = synth.settings.PRESETS["tiny"]
+    folder = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "nowhere")}
+    with pytest.raises(GarmentError, match="Preparing the synthetic capture failed"):
+        generate.generate_capture(bpy.context.scene, settings, folder, sys.executable, env=env)
+    assert not folder.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_same_seed_gives_the_same_bundle(synth, tmp_path, tiny_capture):
+    import os
+
+    folder, settings = tiny_capture
+    again = tmp_path / "again"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    synth.generate.generate_capture(bpy.context.scene, settings, again, sys.executable,
+                                    env=env, save_blend=False)
+    timing_files = {"gt/synth.json", "gt/source/prepare.json", "gt/scene.blend"}
+
+    def files(root):
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} - timing_files
+
+    assert files(again) == files(folder)
+    for name in sorted(files(folder)):
+        assert (again / name).read_bytes() == (folder / name).read_bytes(), name
