@@ -65,17 +65,23 @@ class GARMENT_OT_add_demo_scene(GarmentOperator, bpy.types.Operator):
         python = backend_python(prefs)
         scene = bpy.data.scenes.new(f"Garment Demo {_LABELS[self.garment]}")
         before = {name: set(getattr(bpy.data, name)) for name in _DATA}
+        window = context.window
+        user_scene = window.scene if window is not None else None
         try:
-            with progress_bar(context, STAGES) as progress:
+            if window is not None:
+                window.scene = scene
+            # Add Body and the cloth bake run operators: they must see the new scene
+            with context.temp_override(scene=scene, view_layer=scene.view_layers[0]), \
+                    progress_bar(context, STAGES) as progress:
                 result = generate_capture(scene, settings, folder, python,
                                           env=backend_environment(prefs), progress=progress,
                                           overwrite=self.overwrite)
         except BaseException:
+            if window is not None:
+                window.scene = user_scene
             _remove_new(before)
             bpy.data.scenes.remove(scene)
             raise
-        if context.window is not None:
-            context.window.scene = scene
         _fill_inputs(scene, settings, result)
         self.report({"INFO"}, f"Demo scene '{scene.name}': {settings.frames} frames of a "
                     f"{_LABELS[self.garment].lower()} in {folder}")

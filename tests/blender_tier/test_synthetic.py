@@ -159,3 +159,48 @@ def test_the_same_seed_gives_the_same_bundle(synth, tmp_path, tiny_capture):
     assert files(again) == files(folder)
     for name in sorted(files(folder)):
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+def test_add_demo_scene_makes_a_new_scene_ready_to_export(addon, prefs, tmp_path):
+    import importlib
+
+    prefs.working_folder = str(tmp_path / "work")
+    user_scene = bpy.context.scene
+    user_objects = {o.name for o in user_scene.objects}
+    scenes = set(bpy.data.scenes)
+    assert bpy.ops.garment.add_demo_scene(garment="skirt", motion="walk",
+                                          quality="tiny") == {"FINISHED"}
+    (scene,) = set(bpy.data.scenes) - scenes
+    assert {o.name for o in user_scene.objects} == user_objects, "the user's scene is untouched"
+
+    inputs = scene.garment_recon
+    assert inputs.footage_source == "IMAGE" and inputs.mask_source == "IMAGE"
+    assert inputs.camera is not None and inputs.body is not None
+    assert inputs.garment_type == "skirt" and scene.camera == inputs.camera
+    folder = tmp_path / "work" / "demo" / "skirt_walk_tiny"
+    assert bpy.path.abspath(inputs.footage_image.filepath).startswith(str(folder / "frames"))
+    assert (scene.frame_start, scene.frame_end) == (11, 18)
+    truth = bpy.data.collections["Ground Truth"]
+    assert truth.hide_render and len(truth.objects) == 1
+
+    # the sidebar's inputs export as they are: what a new user does next
+    writer = importlib.import_module(f"{addon.__name__}.operators.scene_capture.bundle_writer")
+    out = writer.export_scene_capture(scene, tmp_path / "exported")
+    exported = load_capture(out.folder if hasattr(out, "folder") else tmp_path / "exported")
+    assert exported.frames == tuple(range(11, 19))
+    original = load_capture(folder)
+    for a, b in zip(exported.cameras, original.cameras, strict=True):
+        np.testing.assert_allclose(a.K, b.K)
+        np.testing.assert_allclose(a.t, b.t, atol=1e-9)
+
+
+def test_a_failed_demo_scene_leaves_no_scene_or_datablocks(prefs, tmp_path):
+    prefs.working_folder = str(tmp_path / "work")
+    prefs.backend_python = "/bin/false"  # runs, but is no backend
+    scenes = set(bpy.data.scenes)
+    counts = {name: len(getattr(bpy.data, name)) for name in ("objects", "meshes", "images")}
+    with pytest.raises(RuntimeError, match="Preparing the synthetic capture failed"):
+        bpy.ops.garment.add_demo_scene(quality="tiny")
+    assert set(bpy.data.scenes) == scenes
+    assert {name: len(getattr(bpy.data, name)) for name in counts} == counts
+    assert not (tmp_path / "work" / "demo" / "skirt_walk_tiny").exists()
