@@ -10,7 +10,9 @@ welded and written back as a mesh cache (issue 6: synthetic captures).
 2. ``simulate``: steps the scene frame by frame from the first frame (the cloth's point
    cache fills in memory, deterministically), reads the evaluated vertices each frame,
    stops with the frame named when the cloth explodes (non-finite positions, edges
-   stretched past a bound), and measures the seam gap (largest sewn-pair distance).
+   stretched past a bound), and measures the seam gap (largest sewn-pair distance) and
+   how deep garment vertices sit inside the body (``body_distances``: BVH nearest point,
+   pseudo-normal side, ``cloth_measure``).
 3. ``SimResult.welded``: sewn vertices merged (``cloth_cache.build_weld``) -> the
    ground-truth topology and per-frame positions.
 4. ``write_back``: a new object with the welded topology, its motion a PC2 mesh cache
@@ -265,7 +267,8 @@ def build_garment(scene, pattern: Pattern | Path | str | Mapping, rig, body_obje
 
     scene.frame_set(frame)
     closed = _close_seams(pattern, settings.close_seams, settings.close_seam_rings)
-    rest = _unskin(pattern, closed, _skinning_matrices(rig, pattern.bone_names))
+    rest = _unskin(pattern, closed, _skinning_matrices(rig, pattern.bone_names,
+                                                       _depsgraph(scene)))
     made = []
     try:
         mesh = _garment_mesh(base + " Cloth", rest, pattern)
@@ -335,12 +338,13 @@ def simulate(scene, garment, frames: tuple[int, int] | None = None,
     depth = np.full(T, np.nan, np.float32)
     rest_length = None
     co = np.empty(V * 3, np.float32)
+    depsgraph = _depsgraph(scene)
     start = time.perf_counter()
     measuring = 0.0  # seconds spent on the depth measure, not the simulation
     try:
         for i, frame in enumerate(range(first, last + 1)):
             scene.frame_set(frame)
-            evaluated = garment.evaluated_get(bpy.context.evaluated_depsgraph_get())
+            evaluated = garment.evaluated_get(depsgraph)
             data = evaluated.data
             if len(data.vertices) != V:
                 raise ClothError(f"Garment '{garment.name}' has {len(data.vertices)} evaluated "
@@ -367,7 +371,8 @@ def simulate(scene, garment, frames: tuple[int, int] | None = None,
                     "the motion's speed")
             if body is not None:
                 tic = time.perf_counter()
-                depth[i] = max(0.0, -body_distances(body, positions[i]).min(initial=0.0))
+                distances = body_distances(body, positions[i], _depsgraph(scene))
+                depth[i] = max(0.0, -distances.min(initial=0.0))
                 measuring += time.perf_counter() - tic
             if progress is not None:
                 progress("simulate", i + 1, T)
@@ -386,9 +391,10 @@ def simulate(scene, garment, frames: tuple[int, int] | None = None,
                      max_stretch=stretch, body_depth_m=depth, seconds=seconds)
 
 
-def body_distances(body_object, points: np.ndarray) -> np.ndarray:
+def body_distances(body_object, points: np.ndarray, depsgraph=None) -> np.ndarray:
     """(N,) float64 signed distances of world ``points`` (N, 3) to the surface of
-    ``body_object``'s evaluated mesh at the current frame, metres, negative inside.
+    ``body_object``'s evaluated mesh at the current frame, metres, negative inside
+    (evaluated in ``depsgraph``, default the context's).
 
     The nearest surface point comes from a BVH tree over the mesh's triangles (world
     space); its side from the pseudo-normal of the face, edge or vertex it lies on
@@ -397,7 +403,7 @@ def body_distances(body_object, points: np.ndarray) -> np.ndarray:
     from mathutils import Vector
     from mathutils.bvhtree import BVHTree
 
-    evaluated = body_object.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    evaluated = body_object.evaluated_get(depsgraph or bpy.context.evaluated_depsgraph_get())
     mesh = evaluated.data
     co = np.empty(3 * len(mesh.vertices), np.float32)
     mesh.vertices.foreach_get("co", co)
@@ -454,10 +460,6 @@ def write_back(scene, garment, result: SimResult, cache_path: Path | str, *, col
             mesh.materials.append(material)
         mesh.attributes.new(PANEL_ATTRIBUTE, "INT", "FACE").data.foreach_set(
             "value", gt.face_panel.astype(np.int32))
-        old_mesh = garment.data
-        bpy.data.objects.remove(garment)
-        if old_mesh.users == 0:
-            bpy.data.meshes.remove(old_mesh)
         obj = bpy.data.objects.new(base, mesh)
         made.insert(0, obj)
         collection.objects.link(obj)
@@ -475,6 +477,10 @@ def write_back(scene, garment, result: SimResult, cache_path: Path | str, *, col
         for block in made:
             bpy.data.batch_remove([block])
         raise
+    old_mesh = garment.data  # only now: a failure above leaves the cloth object as it was
+    bpy.data.objects.remove(garment)
+    if old_mesh.users == 0:
+        bpy.data.meshes.remove(old_mesh)
     body = bpy.data.objects.get(body_name) if body_name else None
     if body is not None and COLLISION_MODIFIER in body.modifiers:
         body.modifiers.remove(body.modifiers[COLLISION_MODIFIER])
@@ -484,11 +490,20 @@ def write_back(scene, garment, result: SimResult, cache_path: Path | str, *, col
 
 # -- building ---------------------------------------------------------------------------
 
-def _skinning_matrices(rig, bone_names) -> np.ndarray:
+def _depsgraph(scene):
+    """The evaluated depsgraph ``scene.frame_set`` updates: the context's when
+    ``scene`` is the context scene, else that of the scene's first view layer (the
+    context's depsgraph belongs to another scene and would not move)."""
+    if bpy.context.scene == scene:
+        return bpy.context.evaluated_depsgraph_get()
+    return scene.view_layers[0].depsgraph
+
+
+def _skinning_matrices(rig, bone_names, depsgraph) -> np.ndarray:
     """(B, 4, 4) float64 world-space skinning transforms of the rig's current pose:
     ``world @ pose @ rest^-1 @ world^-1`` (identity for bones the rig lacks, which no
     vertex uses)."""
-    evaluated = rig.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    evaluated = rig.evaluated_get(depsgraph)
     world = np.array(evaluated.matrix_world, np.float64)
     world_inv = np.linalg.inv(world)
     out = np.tile(np.eye(4), (len(bone_names), 1, 1))

@@ -276,11 +276,12 @@ def _add_estimates(settings: SynthSettings, render_dir: Path, capture_dir: Path)
 def _write_gt(settings: SynthSettings, parts: SceneParts, sim, staging: Path,
               capture_dir: Path) -> dict:
     gt = staging / GT_DIR
-    rows = [sim.frames.index(f) for f in parts.frames]
-    vertices = sim.vertices[rows]
-    result = GarmentResult(faces=sim.faces, canonical_vertices=sim.vertices[0],
+    welded = sim.welded()  # the topology write_back rendered: seams merged
+    rows = [welded.frames.index(f) for f in parts.frames]
+    vertices = welded.vertices[rows]
+    result = GarmentResult(faces=welded.faces, canonical_vertices=welded.vertices[0],
                            vertices=vertices, frame_numbers=np.asarray(parts.frames),
-                           uv=sim.uv)
+                           uv=welded.uv)
     write_result(gt, result)
     shutil.copyfile(gt / "source" / "texture.png", gt / "texture.png")
     for name in ("normals", "depth"):
@@ -290,10 +291,13 @@ def _write_gt(settings: SynthSettings, parts: SceneParts, sim, staging: Path,
     shutil.rmtree(gt / "render")
     contact_sheet.write_contact_sheet(capture_dir, gt / "contact_sheet.png",
                                       normals=gt / "normals", depth=gt / "depth")
-    gaps = np.asarray(sim.seam_gap_m)[rows] if sim.seam_gap_m is not None else np.zeros(1)
+    sim_rows = [sim.frames.index(f) for f in parts.frames]
     return {
         "garment_vertices": int(vertices.shape[1]),
-        "garment_faces": int(len(sim.faces)),
-        "max_seam_gap_mm": round(float(gaps.max()) * 1e3, 3),
+        "garment_faces": int(len(welded.faces)),
+        "max_seam_gap_mm": round(float(np.max(np.asarray(sim.seam_gap_m)[sim_rows])) * 1e3, 3),
+        "max_body_depth_mm": round(float(np.nanmax(np.asarray(sim.body_depth_m)[sim_rows]))
+                                   * 1e3, 3),
+        "sim_s_per_frame": round(float(sim.seconds_per_frame), 4),
         "frames": list(parts.frames),
     }
