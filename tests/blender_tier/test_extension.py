@@ -36,7 +36,7 @@ def test_zip_validates_and_holds_only_the_extension(extension_zip):
         assert needed in names
     for name in names:
         top = name.split("/")[0]
-        assert top not in {"tests", "tools", "requirements", ".ci", ".venv", ".cache",
+        assert top not in {"tests", "tools", "docs", "requirements", ".ci", ".venv", ".cache",
                            ".git", "dist", "dev", "pyproject.toml", ".gitignore"}, name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
 
