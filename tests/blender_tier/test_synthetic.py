@@ -240,3 +240,28 @@ def test_every_garment_simulates_on_walk_and_turn(synth, tmp_path, garment, moti
                                  np.load(folder / "gt" / "depth" / f"{frame:06d}.npy"),
                                  cam.K, cam.R, cam.t)
         assert coverage >= 0.95, f"frame {frame}: masks cover {coverage:.1%}"
+
+
+def test_gt_maps_can_be_given_as_noisy_estimates(synth, tmp_path):
+    import os
+
+    settings = synth.settings.preset("tiny", estimated=("normals", "depth"),
+                                     estimate_noise=0.05, estimate_blur_px=1.0)
+    folder = tmp_path / "estimated"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    synth.generate.generate_capture(bpy.context.scene, settings, folder, sys.executable,
+                                    env=env, save_blend=False)
+    capture = load_capture(folder)
+    assert capture.extras == ("normals", "depth")
+    assert validate_capture(folder).dropped_frames == ()
+    frame = capture.frames[0]
+    exact = np.asarray(Image.open(folder / "gt" / "normals" / f"{frame:06d}.png"), float)
+    given = np.asarray(Image.open(capture.normal_path(frame)), float)
+    person = np.abs(exact - 128).sum(-1) > 6
+    assert person.any() and 0 < np.abs(given - exact)[person].mean() < 40
+    exact_depth = np.load(folder / "gt" / "depth" / f"{frame:06d}.npy")
+    given_depth = np.load(capture.depth_path(frame))
+    assert ((given_depth > 0) == (exact_depth > 0)).mean() > 0.98
+    assert not np.array_equal(given_depth, exact_depth)
