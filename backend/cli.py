@@ -309,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--vertices", type=int, nargs="+", default=[5000, 20000, 50000])
     q.add_argument("--frames", type=int, default=8)
     q.set_defaults(func=cmd_bench_poisson)
+    from .recon.bench import add_quality_parser  # stdlib-only at import; torch loads on run
+
+    add_quality_parser(bench)
     return parser
 
 

@@ -107,12 +107,14 @@ def scaled_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
 
 
 def load_capture_data(capture: Capture, resolutions: tuple[int, ...], device: torch.device,
-                      pose_components: int = 4) -> CaptureData:
+                      pose_components: int = 4, use_normals: bool = True) -> CaptureData:
     """Read images, cameras and the body of ``capture`` (already validated).
 
     Args:
         resolutions: longest-side sizes in pixels to prepare targets for.
         pose_components: PCA components when body.npz has no pose code.
+        use_normals: read the capture's normal maps (when it has them); False leaves
+            them out (``diffuse`` targets None), as for a capture without them.
     """
     if capture.body_path is None:
         raise ReconError(f"{capture.root}: the capture has no body.npz; a reconstruction "
@@ -136,7 +138,7 @@ def load_capture_data(capture: Capture, resolutions: tuple[int, ...], device: to
         skin = Skinning(body.weight_indices, body.weight_values, body.bone_count)
         posed = skin(torch.as_tensor(body.rest_vertices), torch.as_tensor(transforms)).numpy()
 
-    images = _read_images(capture)
+    images = _read_images(capture, use_normals)
     levels = {r: _targets(capture, images, r, device) for r in sorted(set(resolutions))}
     return CaptureData(
         capture=capture, body=body, track=track,
@@ -156,7 +158,7 @@ def _track_rows(track: BodyTrack, capture: Capture) -> np.ndarray:
     return np.array([lookup[f] for f in capture.frames])
 
 
-def _read_images(capture: Capture) -> dict[str, np.ndarray | None]:
+def _read_images(capture: Capture, use_normals: bool = True) -> dict[str, np.ndarray | None]:
     """Full-resolution arrays: masks (T,H,W) bool, rgb (T,H,W,3) uint8, normals
     (T,H,W,3) uint8 or None, depth (T,H,W) float32 or None."""
     frames = capture.frames
@@ -165,7 +167,7 @@ def _read_images(capture: Capture) -> dict[str, np.ndarray | None]:
         "rgb": np.stack([read_rgb(capture.frame_path(f)) for f in frames]),
         "normals": None, "depth": None,
     }
-    if capture.paths.normals:
+    if capture.paths.normals and use_normals:
         out["normals"] = np.stack([read_rgb(capture.normal_path(f)) for f in frames])
     if capture.paths.depth:
         out["depth"] = np.stack([np.load(capture.depth_path(f)).astype(np.float32)

@@ -98,6 +98,7 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
 
     job = job or JobSettings()
     cancel = cancel or CancelToken(None)
+    settings = settings.resolved()
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     capture, device = check_inputs(Path(capture_root), job)
@@ -118,7 +119,7 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
 
     t = time.monotonic()
     resolutions = (settings.resolution_px, max(16, settings.resolution_px // 2))
-    data = load_capture_data(capture, resolutions, device)
+    data = load_capture_data(capture, resolutions, device, use_normals=settings.use_normals)
     timings["load_s"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -160,20 +161,46 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
         "losses": outcome.history[-1] if outcome.history else {},
         "loss_history": outcome.history,
         "resumed_from_step": outcome.resumed_from,
+        "fit": {"mask_iou": float(np.mean(outcome.mask_iou)),
+                "mask_iou_per_frame": [round(float(x), 5) for x in outcome.mask_iou]},
     }
     gt = capture.root / "gt"
     if (gt / "garment.npz").is_file():
         from ..eval.metrics import EvalSettings
         from ..eval.quality import evaluate_vertices
 
+        t = time.monotonic()
         metrics["ground_truth"] = evaluate_vertices(
             outcome.vertices, template.faces, capture.frames, gt,
             EvalSettings(samples=settings.eval_samples))
+        # the starting point, scored the same way: what the optimisation gained
+        metrics["ground_truth_template"] = evaluate_vertices(
+            skinned_template(template, data, settings), template.faces, capture.frames, gt,
+            EvalSettings(samples=settings.eval_samples))
+        metrics["timings"]["evaluate_s"] = round(time.monotonic() - t, 3)
     garment = GarmentResult(faces=template.faces, canonical_vertices=outcome.canonical,
                             vertices=outcome.vertices,
                             frame_numbers=np.asarray(capture.frames))
     write_result(Path(output), garment, metrics=metrics)
     return ReconResult(Path(output), metrics)
+
+
+def skinned_template(template, data, settings: ReconSettings) -> np.ndarray:
+    """(T, V, 3) float32 world vertices of the untrained template, skinned per frame."""
+    from .model import DisplacementGarment
+
+    # an untrained baseline model is the template (zero offsets); it brings the skinning
+    model = DisplacementGarment(template, data.pose_codes, data.body.bone_count,
+                                settings.resolved())
+    worlds = []
+    with torch.no_grad():
+        canonical = model.canonical(None)
+        for start in range(0, data.frame_count, 16):
+            frames = torch.arange(start, min(start + 16, data.frame_count),
+                                  device=data.bone_transforms.device)
+            worlds.append(model.world(canonical, data.bone_transforms.index_select(0, frames))
+                          .cpu().numpy())
+    return np.concatenate(worlds)
 
 
 def _array_digest(*arrays: np.ndarray) -> str:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 METHODS = ("ngd", "displacement")
+OPTIMIZERS = ("uniform", "adam")
 ENCODINGS = ("frequency", "hash")
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms (0 switches a term off).
+    """Weights of the loss terms (0 switches a term off; None: the method's default,
+    ``METHOD_DEFAULTS``).
 
     silhouette: MSE between rendered and target garment masks.
     diffuse: NGD's diffuse-image term, 0.65 Huber(0.005) + 0.35 (1 - SSIM); only when
@@ -27,19 +29,34 @@ class LossWeights:
     photometric: rendered albedo x lighting vs the frame, inside the target mask; only
         when the capture has no normal maps (or ``photometric_with_normals``).
     depth: pairwise depth-ordering hinge; only when the capture has depth maps.
-    jacobian: mean squared distance of the Jacobians from the template's, visible faces.
+    jacobian: mean squared distance of the Jacobians from the template's, visible faces
+        (NGD's regulariser; the displacement baseline has no Jacobians).
     laplacian: squared uniform Laplacian of the canonical vertices relative to the
-        template's (keeps the template's smoothness, not a flat sheet).
+        template's (keeps the template's smoothness, not a flat sheet): the prior a
+        per-vertex model needs (without it the baseline's surface turns jagged,
+        normal consistency ~0.77); NGD's Poisson solve needs none.
     edge: squared relative change of edge lengths against the template (stretch).
+        Off by default: it fights any flare or stretch the target has.
     """
 
     silhouette: float = 1.0
     diffuse: float = 1.0
-    photometric: float = 0.5
+    photometric: float = 2.0
     depth: float = 0.1
-    jacobian: float = 0.02
-    laplacian: float = 2.0
-    edge: float = 0.2
+    jacobian: float | None = None
+    laplacian: float | None = None
+    edge: float = 0.0
+
+
+METHOD_DEFAULTS: dict[str, dict] = {
+    "ngd": {"static_optimizer": "uniform", "lr_static": 0.2, "lr_dynamic": 5e-3,
+            "jacobian": 0.02, "laplacian": 0.0},
+    "displacement": {"static_optimizer": "adam", "lr_static": 0.1, "lr_dynamic": 1e-2,
+                     "jacobian": 0.0, "laplacian": 0.5},
+}
+"""What a None setting becomes, per method: each method's best values from the same
+sweep on the fast-tier synthetic skirt (tests/backend_tier/recon_helpers.py), so the
+baseline is compared at its own best, not at ours."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +73,22 @@ class ReconSettings:
             phase; the first ``coarse_fraction`` of the steps use half of it.
         coarse_fraction: share of all steps rendered at half resolution.
         template_edge_m: template mean edge length, metres.
-        lr_static: Adam learning rate of the static Jacobians / offsets.
-        lr_dynamic: Adam learning rate of the dynamic MLP.
+        static_optimizer: ``"uniform"`` (``optim.UniformAdam``: one step size per
+            tensor, so weakly constrained faces move less) or ``"adam"``, for the
+            static Jacobians / offsets. None: the method's default.
+        lr_static: learning rate of the static part: Jacobians (dimensionless) for
+            ngd, offsets in template edge lengths for the baseline, so that one rate
+            means a comparable relative deformation (``model.GarmentModel``). None:
+            the method's default.
+        lr_dynamic: Adam learning rate of the dynamic MLPs. None: the method's default.
         lr_appearance: Adam learning rate of albedo and lighting.
         lr_final_fraction: learning rates decay (cosine) to this fraction at the end.
         mlp_width, mlp_depth: hidden layer width and count of the dynamic MLP (NGD: 64 x 2).
         encoding: ``"frequency"`` (sin/cos of face position) or ``"hash"``
             (multiresolution hash grid).
-        encoding_levels: frequency octaves, or hash levels.
+        encoding_levels: frequency octaves, or hash levels (4 octaves measured
+            better than 6 for both methods: finer ones let the dynamic part fit
+            per-frame noise).
         hash_table_size_log2, hash_features: hash grid table size (2^n) and features
             per level.
         pose_noise: std of Gaussian noise added to the pose code at the start, in units
@@ -71,7 +96,10 @@ class ReconSettings:
         vertex_noise_m: std of noise added to skinned vertices at the start, metres;
             decays exponentially (x0.01 at ``noise_end``).
         noise_end: fraction of the steps after which there is no noise.
-        dynamic_scale: output scale of the dynamic MLP (Jacobian units / metres).
+        dynamic_scale: output scale of the dynamic MLP (Jacobian units, or template
+            edge lengths for the baseline's offsets).
+        use_normals: use the capture's normal maps (NGD's diffuse term) when it has
+            them; False reconstructs from masks + RGB only (photometric term).
         photometric_with_normals: also use the photometric term when normals exist.
         body_occlusion: render the body as an occluder so the garment is only compared
             where the camera sees it.
@@ -88,20 +116,22 @@ class ReconSettings:
     resolution_px: int = 256
     coarse_fraction: float = 0.3
     template_edge_m: float = 0.03
-    lr_static: float = 3e-3
-    lr_dynamic: float = 1e-3
-    lr_appearance: float = 2e-2
+    static_optimizer: str | None = None
+    lr_static: float | None = None
+    lr_dynamic: float | None = None
+    lr_appearance: float = 0.1
     lr_final_fraction: float = 0.1
     mlp_width: int = 64
     mlp_depth: int = 2
     encoding: str = "frequency"
-    encoding_levels: int = 6
+    encoding_levels: int = 4
     hash_table_size_log2: int = 14
     hash_features: int = 2
     pose_noise: float = 0.3
     vertex_noise_m: float = 0.005
     noise_end: float = 0.6
-    dynamic_scale: float = 0.1
+    dynamic_scale: float = 1.0
+    use_normals: bool = True
     photometric_with_normals: bool = False
     body_occlusion: bool = True
     losses: LossWeights = LossWeights()
@@ -113,6 +143,9 @@ class ReconSettings:
         problems = []
         if self.method not in METHODS:
             problems.append(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.static_optimizer not in (None, *OPTIMIZERS):
+            problems.append(f"static_optimizer must be one of {', '.join(OPTIMIZERS)}; "
+                            f"got {self.static_optimizer!r}")
         if self.encoding not in ENCODINGS:
             problems.append(f"encoding must be one of {', '.join(ENCODINGS)}; "
                             f"got {self.encoding!r}")
@@ -130,12 +163,27 @@ class ReconSettings:
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]; got {getattr(self, name)}")
         for name in ("template_edge_m", "lr_static", "lr_dynamic", "lr_appearance",
-                     "checkpoint_interval_s"):
+                     "checkpoint_interval_s", "dynamic_scale"):
             value = getattr(self, name)
+            if value is None and name in ("lr_static", "lr_dynamic"):
+                continue
             if not (math.isfinite(value) and value > 0):
                 problems.append(f"{name} must be > 0; got {value!r}")
         if problems:
             raise ConfigError("reconstruction settings: " + "; ".join(problems))
+
+    def resolved(self) -> ReconSettings:
+        """A copy with every None (``static_optimizer``, ``lr_static``, ``lr_dynamic``,
+        ``losses.jacobian``, ``losses.laplacian``) replaced by the method's default
+        (``METHOD_DEFAULTS``). The trainer runs on this; keeping the Nones until then
+        lets ``dataclasses.replace(settings, method=...)`` switch every default along."""
+        defaults = METHOD_DEFAULTS[self.method]
+        fields = {name: defaults[name] for name in ("static_optimizer", "lr_static", "lr_dynamic")
+                  if getattr(self, name) is None}
+        losses = {name: defaults[name] for name in ("jacobian", "laplacian")
+                  if getattr(self.losses, name) is None}
+        return dataclasses.replace(self, **fields,
+                                   losses=dataclasses.replace(self.losses, **losses))
 
     @property
     def total_steps(self) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..eval.metrics import mask_iou
 from ..fileio import atomic_write
 from ..jobs.cancel import CancelToken, JobCancelled
 from ..jobs.events import EventStream
@@ -32,6 +33,7 @@ from ..render.passes import Lighting
 from . import losses as L
 from .data import CaptureData
 from .errors import ReconError
+from .optim import UniformAdam
 from .render import combined_faces, render_garment
 from .settings import ReconSettings
 
@@ -40,12 +42,18 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "state.pt"
 LOSS_REPORT_EVERY = 10
 """Steps between reading the loss back (a device sync) for progress events."""
+OUTCOME_CHUNK = 16
+"""Frames evaluated (and rendered for the mask IoU) together at the end."""
 
 
 @dataclass
 class TrainOutcome:
-    """What training produced: per-frame world vertices and the static canonical mesh
-    (numpy float32), the loss history (every ``LOSS_REPORT_EVERY`` steps), seconds."""
+    """What training produced: per-frame world vertices ``(T, V, 3)`` and the static
+    canonical mesh ``(V, 3)`` (numpy float32, metres), per-vertex albedo ``(V, 3)`` or
+    None, the loss history (every ``LOSS_REPORT_EVERY`` steps), training seconds, and
+    ``mask_iou`` ``(T,)`` float64: IoU of the result's rendered garment mask (body in
+    front where it occludes) with the capture's mask, per frame, at the final render
+    resolution (both binarised at 0.5) -- a fit measure that needs no ground truth."""
 
     canonical: np.ndarray
     vertices: np.ndarray
@@ -53,11 +61,15 @@ class TrainOutcome:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
+    mask_iou: np.ndarray | None = None
 
 
 class Appearance(torch.nn.Module):
-    """Per-vertex albedo and one world-fixed light (ambient + directional), for the
-    photometric term when the capture has no normal maps."""
+    """Per-vertex albedo and the lighting of the photometric term (captures without
+    normal maps): ambient, one world-fixed directional light (a room or the sun while
+    the camera moves) and second-order spherical harmonics fixed to the camera (light
+    that moves with it: a headlight, an on-camera flash, and the view-dependent part
+    the other two miss). All learned; the SH start at zero."""
 
     def __init__(self, vertex_count: int, dtype, device):
         super().__init__()
@@ -67,6 +79,7 @@ class Appearance(torch.nn.Module):
         self.light_direction = torch.nn.Parameter(torch.tensor([0.3, -0.5, 0.8], dtype=dtype,
                                                                device=device))
         self.light_color = torch.nn.Parameter(torch.full((3,), 0.6, dtype=dtype, device=device))
+        self.camera_sh = torch.nn.Parameter(torch.zeros(9, 3, dtype=dtype, device=device))
 
     @property
     def albedo(self) -> torch.Tensor:
@@ -76,7 +89,7 @@ class Appearance(torch.nn.Module):
         """Camera-frame lighting for world-to-camera rotations ``(B, 3, 3)``."""
         d = self.light_direction / self.light_direction.norm().clamp_min(1e-6)
         return Lighting(ambient=self.ambient.abs(), direction=rotations @ d,
-                        color=self.light_color.abs())
+                        color=self.light_color.abs(), sh=self.camera_sh)
 
 
 class Trainer:
@@ -96,6 +109,7 @@ class Trainer:
     def __init__(self, model, data: CaptureData, settings: ReconSettings, rasterizer,
                  output: Path, events: EventStream | None = None,
                  cancel: CancelToken | None = None, fingerprint: str = ""):
+        settings = settings.resolved()
         self.model, self.data, self.settings = model, data, settings
         self.rasterizer = rasterizer
         self.output = Path(output)
@@ -106,9 +120,10 @@ class Trainer:
         device = model.template_vertices.device
         dtype = model.template_vertices.dtype
         self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-        self.use_normals = data.has_normals and settings.losses.diffuse > 0
+        normals = data.has_normals and settings.use_normals
+        self.use_normals = normals and settings.losses.diffuse > 0
         self.use_photometric = settings.losses.photometric > 0 and (
-            not data.has_normals or settings.photometric_with_normals)
+            not normals or settings.photometric_with_normals)
         self.use_depth = data.has_depth and settings.losses.depth > 0
         self.appearance = Appearance(model.template_vertices.shape[0], dtype, device) \
             if self.use_photometric else None
@@ -119,7 +134,8 @@ class Trainer:
                                model.template_vertices.shape[0])
         self.topology = rasterizer.topology(faces)
         self.faces32 = model.faces.to(torch.int32).contiguous()
-        self.static_opt = torch.optim.Adam(model.static_parameters(), lr=settings.lr_static)
+        static_opt = UniformAdam if settings.static_optimizer == "uniform" else torch.optim.Adam
+        self.static_opt = static_opt(model.static_parameters(), lr=settings.lr_static)
         self.dynamic_opt = torch.optim.Adam(model.dynamic_parameters(), lr=settings.lr_dynamic)
         self.appearance_opt = (torch.optim.Adam(self.appearance.parameters(),
                                                 lr=settings.lr_appearance)
@@ -158,10 +174,12 @@ class Trainer:
 
     def losses(self, frames: torch.Tensor, resolution: int, dynamic: bool,
                pose_noise: float = 0.0, vertex_noise_m: float = 0.0) -> dict[str, torch.Tensor]:
-        """Every active loss term for the frame indices ``frames`` (unweighted)."""
+        """Every active loss term for the frame indices ``frames`` (unweighted); terms
+        whose weight is 0 are not computed."""
         data, model = self.data, self.model
         targets = data.levels[resolution]
-        canonical = model.canonical(frames if dynamic else None, pose_noise, self.generator)
+        deformation = model(frames if dynamic else None, pose_noise, self.generator)
+        canonical = deformation.canonical
         world = model.world(canonical, data.bone_transforms.index_select(0, frames))
         if vertex_noise_m > 0:
             world = world + vertex_noise_m * torch.randn(world.shape, generator=self.generator
@@ -185,10 +203,14 @@ class Trainer:
             terms["depth"] = L.depth_ranking_loss(
                 render.depth, render.mask, targets.depth.index_select(0, frames), target_mask,
                 generator=self.generator)
-        visible = render.visible_faces(self.faces32.shape[0])
-        terms["jacobian"] = model.regulariser(visible, frames if dynamic else None)
-        terms["laplacian"] = self.regulariser.laplacian_loss(canonical)
-        terms["edge"] = self.regulariser.edge_loss(canonical)
+        weights = self.settings.losses
+        if weights.jacobian > 0:
+            visible = render.visible_faces(self.faces32.shape[0])
+            terms["jacobian"] = model.regulariser(deformation, visible)
+        if weights.laplacian > 0:
+            terms["laplacian"] = self.regulariser.laplacian_loss(canonical)
+        if weights.edge > 0:
+            terms["edge"] = self.regulariser.edge_loss(canonical)
         return terms
 
     def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -212,6 +234,7 @@ class Trainer:
         total.backward()
         for opt in optimisers:
             opt.step()
+        terms = {name: value.detach() for name, value in terms.items()}
         terms["total"] = total.detach()
         return terms
 
@@ -254,19 +277,28 @@ class Trainer:
     def outcome(self) -> TrainOutcome:
         """The garment at every frame without noise, and the static canonical mesh."""
         model, data = self.model, self.data
-        worlds = []
-        for start in range(0, data.frame_count, 16):
-            frames = torch.arange(start, min(start + 16, data.frame_count),
+        worlds, ious = [], []
+        targets = data.levels[self.settings.resolution_px]
+        for start in range(0, data.frame_count, OUTCOME_CHUNK):
+            frames = torch.arange(start, min(start + OUTCOME_CHUNK, data.frame_count),
                                   device=model.pose_codes.device)
             dynamic = self.settings.joint_steps > 0
             canonical = model.canonical(frames if dynamic else None)
-            worlds.append(model.world(canonical, data.bone_transforms.index_select(0, frames)))
+            world = model.world(canonical, data.bone_transforms.index_select(0, frames))
+            worlds.append(world)
+            body = (data.body_vertices.index_select(0, frames)
+                    if self.body_faces is not None else None)
+            render = render_garment(self.rasterizer, world, self.faces32,
+                                    targets.cameras(frames), body, self.body_faces,
+                                    topology=self.topology)
+            ious.append(mask_iou(render.mask[..., 0].cpu().numpy(),
+                                 targets.mask.index_select(0, frames)[..., 0].cpu().numpy()))
         canonical = model.canonical(None)[0]
         albedo = self.appearance.albedo.cpu().numpy() if self.appearance is not None else None
         return TrainOutcome(canonical=canonical.float().cpu().numpy(),
                             vertices=torch.cat(worlds).float().cpu().numpy(), albedo=albedo,
                             history=list(self.history), seconds=self.seconds,
-                            resumed_from=self.resumed_from)
+                            resumed_from=self.resumed_from, mask_iou=np.concatenate(ious))
 
     # -- checkpoints -----------------------------------------------------------------------
 

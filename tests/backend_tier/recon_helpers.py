@@ -5,6 +5,12 @@ pose-dependent one (the hem swings sideways with the first pose-code component),
 skinned with the template's weights. Rendered by a camera orbiting a quarter turn, with
 the body as occluder, at a small size: masks, camera-space normal maps, shaded RGB,
 optional depth; ``gt/garment.npz`` holds the target (result-bundle layout).
+
+By default the walk is sampled at 7.5 fps, so the 8 frames span about one stride: the
+swing goes both ways and its extremes are seen from the front (where a sideways swing
+shows in the silhouette) as well as from the side (where it is only in depth). At 30
+fps, 8 frames are a quarter stride in which the swing grows steadily while the camera
+turns, so the largest swings are only ever seen edge-on and no method can recover them.
 """
 
 from __future__ import annotations
@@ -39,6 +45,12 @@ def camera_matrices(size: int, eye, target) -> tuple[np.ndarray, np.ndarray, np.
     return K, R[0].numpy(), t[0].numpy()
 
 
+def swing_of(codes: np.ndarray) -> np.ndarray:
+    """(T,) the hem's sideways swing per frame in [-1, 1]: the first pose-code component
+    scaled by its largest magnitude."""
+    return codes[:, 0] / max(np.abs(codes[:, 0]).max(), 1e-6)
+
+
 def target_field(template_vertices: np.ndarray, frame, codes: np.ndarray,
                  static_m: float, dynamic_m: float) -> np.ndarray:
     """(T, V, 3) canonical target: static flare + hem waves, plus a pose-driven swing."""
@@ -49,20 +61,20 @@ def target_field(template_vertices: np.ndarray, frame, codes: np.ndarray,
     radial /= np.linalg.norm(radial, axis=1, keepdims=True).clip(1e-6)
     angle = np.arctan2(local @ frame.front, local @ frame.lateral)
     static = (static_m * depth * (1 + 0.5 * np.sin(4 * angle)))[:, None] * radial
-    swing = codes[:, :1] / max(np.abs(codes[:, 0]).max(), 1e-6)          # (T, 1) in [-1, 1]
-    dynamic = dynamic_m * swing[:, :, None] * (depth ** 2)[None, :, None] * frame.lateral
+    dynamic = (dynamic_m * swing_of(codes)[:, None, None] * (depth ** 2)[None, :, None]
+               * frame.lateral)
     return template_vertices[None] + static[None] + dynamic
 
 
 def write_synthetic_capture(root: Path, frames: int = 8, size: int = 96,
                             garment: str = "skirt", normals: bool = True, depth: bool = False,
                             static_m: float = 0.05, dynamic_m: float = 0.08,
-                            edge_m: float = 0.045) -> dict:
+                            edge_m: float = 0.045, fps: float = 7.5) -> dict:
     root = Path(root)
     poser = AnnyPoser(topology=TOPOLOGY)
     body = poser.body
     numbers = np.arange(1, frames + 1)
-    track = poser.track(make_motion("walk", frames, 30.0), numbers, 30.0)
+    track = poser.track(make_motion("walk", frames, fps), numbers, fps)
     save_body(root / "body.npz", body, track)
     template = build_template(body, garment, TemplateSettings(target_edge_m=edge_m))
     frame = body_frame(body)
@@ -112,12 +124,13 @@ def write_synthetic_capture(root: Path, frames: int = 8, size: int = 96,
     paths = {"frames": "frames", "masks": "masks", "body": "body.npz",
              "normals": "normals" if normals else None, "depth": "depth" if depth else None}
     (root / "capture.json").write_text(json.dumps({
-        "version": 1, "fps": 30.0, "image_size": [size, size], "garment_type": garment,
+        "version": 1, "fps": fps, "image_size": [size, size], "garment_type": garment,
         "frames": entries, "paths": paths}))
     write_result(root / "gt", GarmentResult(
         faces=template.faces, canonical_vertices=canonical[0], vertices=world.numpy(),
         frame_numbers=numbers))
     return {"template": template, "target": world.numpy(), "frame": frame,
+            "swing": swing_of(track.pose_code.codes),
             "template_world": skin(torch.as_tensor(template.vertices, dtype=torch.float64),
                                    transforms).numpy()}
 
