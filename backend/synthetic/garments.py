@@ -221,11 +221,7 @@ def _skirt(garment_type: str, spec: GarmentSpec, shape: BodyShape,
     angles = np.arange(GRID_ANGLES) * (TWO_PI / GRID_ANGLES)
     # fitted at the waistband, loose from the hips down
     ease = np.interp(heights, [size.hip_z, z_top], [spec.loose_ease_m, spec.ease_m])
-    radius = np.full((GRID_ANGLES, len(heights)), np.nan)
-    for e in np.unique(np.round(ease, 4)):
-        rows = np.flatnonzero(np.isclose(np.round(ease, 4), e))
-        radius[:, rows] = slice_radius(points, heights[rows], centres[rows], angles,
-                                       band=0.015, ease=float(e))
+    radius = _eased_radii(points, heights, centres, angles, ease)
     radius = fill_missing(radius, axis=1)
     radius = _smooth_rows(radius, 2.0, 2.0)
     # hang: below the waistband the radius never shrinks; below the hips it flares
@@ -296,11 +292,7 @@ def _trousers(garment_type: str, spec: GarmentSpec, shape: BodyShape,
     centres = (1 - w) * hip[:2] + w * ankle[:2]
     angles = np.arange(GRID_ANGLES) * (TWO_PI / GRID_ANGLES)
     ease = np.interp(heights, [size.hip_z, z_top], [spec.loose_ease_m, spec.ease_m])
-    radius = np.full((GRID_ANGLES, len(heights)), np.nan)
-    for e in np.unique(np.round(ease, 4)):
-        rows = np.flatnonzero(np.isclose(np.round(ease, 4), e))
-        radius[:, rows] = slice_radius(points, heights[rows], centres[rows], angles,
-                                       band=0.015, ease=float(e))
+    radius = _eased_radii(points, heights, centres, angles, ease)
     radius = _smooth_rows(fill_missing(radius, axis=1), 2.0, 3.0)
     surf_l = stack_surface("leg.L", heights, centres, radius, GRID_DM)
     surf_r = GridSurface(points=_mirror(surf_l.points), dm=surf_l.dm,
@@ -606,3 +598,14 @@ def _sleeve(shape: BodyShape, bodice: GridSurface, hole: _Armhole, spec: Garment
                                     e_up[ring], e_front[ring], radius, first, phi, GRID_DM)
     k_cuff = int(np.argmin(np.abs(s_axis[ring] - s_cuff)))
     return sleeve, ring_m[:, k_cuff]
+
+
+def _eased_radii(points, heights, centres, angles, ease) -> np.ndarray:
+    """(GRID_ANGLES, len(heights)) slice radii, each height with its own ease (NaN where
+    a slice finds no body); heights sharing an ease are sliced together."""
+    radius = np.full((GRID_ANGLES, len(heights)), np.nan)
+    for e in np.unique(np.round(ease, 4)):
+        rows = np.flatnonzero(np.isclose(np.round(ease, 4), e))
+        radius[:, rows] = slice_radius(points, heights[rows], centres[rows], angles,
+                                       band=0.015, ease=float(e))
+    return radius

@@ -94,10 +94,10 @@ def _stage_timer(timings: dict[str, float]):
 
 
 def build_scene(scene, settings: SynthSettings, work: Path, progress: Progress | None = None,
-                timings: dict[str, float] | None = None) -> tuple[SceneParts, dict]:
+                timings: dict[str, float] | None = None) -> tuple[SceneParts, object]:
     """Body, simulated garment, look and camera of ``settings`` in ``scene`` (empty or
     not: only objects are added, into a new collection). ``work`` holds the prepared
-    body_sim.npz / pattern.npz / texture.png. Returns the parts and simulation stats."""
+    body_sim.npz / pattern.npz / texture.png. Returns the parts and the cloth SimResult."""
     timings = timings if timings is not None else {}
     lap = _stage_timer(timings)
     first, last = settings.sim_frames
@@ -133,7 +133,7 @@ def build_scene(scene, settings: SynthSettings, work: Path, progress: Progress |
     scene.frame_start, scene.frame_end = frames[0], frames[-1]
     lap("look")
     parts = SceneParts(rig=rig, body=body_obj, garment=garment, camera=camera, frames=frames)
-    return parts, {"sim": sim}
+    return parts, sim
 
 
 def generate_capture(scene, settings: SynthSettings, folder: Path | str, python: Path | str,
@@ -163,7 +163,7 @@ def generate_capture(scene, settings: SynthSettings, folder: Path | str, python:
         shutil.rmtree(staging / "job", ignore_errors=True)
         lap("prepare")
 
-        parts, extra = build_scene(scene, settings, work, progress, timings)
+        parts, sim = build_scene(scene, settings, work, progress, timings)
         lap = _stage_timer(timings)
         report = render.render_capture_images(
             scene, parts.frames, parts.garment, staging / GT_DIR / "render",
@@ -173,7 +173,7 @@ def generate_capture(scene, settings: SynthSettings, folder: Path | str, python:
 
         capture_dir = staging / "capture"
         _export(scene, settings, parts, staging / GT_DIR / "render", capture_dir, progress)
-        stats = _write_gt(settings, parts, extra["sim"], staging, capture_dir)
+        stats = _write_gt(settings, parts, sim, staging, capture_dir)
         lap("export")
         stats["render_s_per_frame"] = round(float(np.mean(report.per_frame_s)), 3)
         summary = {"settings": settings.to_dict(), "timings_s": timings, "stats": stats,
