@@ -15,7 +15,10 @@ Three kinds:
 
 All three get skinning weights from the body by ``transfer_weights`` and are refined
 by uniform subdivision to ``target_edge_m`` (the template never gets coarser than the
-body surface it came from).
+body surface it came from). A loose garment's weights are then smoothed over its own
+surface (``smooth_weights``): copied from the nearest body part, a skirt's hem would
+follow each leg like a trouser leg does, folding into the gap between the legs at
+every step; smoothed, the hem follows the mean of both legs, as hanging cloth does.
 """
 
 from __future__ import annotations
@@ -88,18 +91,24 @@ class TemplateSettings:
         ease_m: distance of a tight garment from the skin, metres.
         loose_ease_m: least distance of a loose garment from the body, metres.
         weights: how skinning weights come from the body.
+        loose_smoothing_m: length over which a loose garment's skinning weights are
+            smoothed across its surface, metres (``smooth_weights``; 0 = not smoothed).
     """
 
     target_edge_m: float = 0.03
     ease_m: float = 0.008
     loose_ease_m: float = 0.015
     weights: WeightTransferSettings = WeightTransferSettings()
+    loose_smoothing_m: float = 0.15
 
     def __post_init__(self):
         for name in ("target_edge_m", "ease_m", "loose_ease_m"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise TemplateError(f"template setting {name} must be > 0 metres; got {value!r}")
+        if not (math.isfinite(self.loose_smoothing_m) and self.loose_smoothing_m >= 0):
+            raise TemplateError("template setting loose_smoothing_m must be >= 0 metres; got "
+                                f"{self.loose_smoothing_m!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,7 +158,8 @@ def build_template(body: SkinnedBody, garment_type: str,
         vertices, faces = _ruled_garment(body, regions, frame, shape, settings)
         source = "ruled"
     vertices, faces = topology.subdivide_to_edge_length(vertices, faces, settings.target_edge_m)
-    return _with_weights(vertices, faces, body, settings, garment_type, source)
+    smoothing = settings.loose_smoothing_m if shape.kind == "ruled" else 0.0
+    return _with_weights(vertices, faces, body, settings, garment_type, source, smoothing)
 
 
 def template_from_mesh(vertices: np.ndarray, faces: np.ndarray, body: SkinnedBody,
@@ -197,8 +207,50 @@ def load_template_mesh(path: Path | str, body: SkinnedBody,
                               settings, source=str(path))
 
 
-def _with_weights(vertices, faces, body, settings, garment_type, source) -> GarmentTemplate:
+def smooth_weights(vertices: np.ndarray, faces: np.ndarray, indices: np.ndarray,
+                   values: np.ndarray, bone_count: int, length_m: float,
+                   max_influences: int) -> tuple[np.ndarray, np.ndarray]:
+    """Skinning weights smoothed over the mesh: the screened Poisson solve
+    ``(I + (length_m / h)^2 L) W = W0`` with ``L`` the mesh's graph Laplacian and ``h``
+    its mean edge length, so features shorter than ``length_m`` fade and longer ones
+    stay (the solve's kernel is about that wide, whatever the template's resolution).
+    Rows still sum to one (the Laplacian of a constant is zero); the strongest
+    ``max_influences`` bones are kept and renormalised.
+
+    Args:
+        indices, values: (V, K) sparse weights as ``transfer_weights`` gives them.
+    Returns the smoothed (indices (V, K') int32, values (V, K') float32).
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    from ..body.model import sparse_weights
+
+    count = len(vertices)
+    dense = np.zeros((count, bone_count))
+    np.add.at(dense, (np.repeat(np.arange(count), indices.shape[1]), indices.reshape(-1)),
+              values.reshape(-1))
+    used = np.flatnonzero(dense.any(axis=0))
+    edges = topology.edges(faces)
+    h = float(topology.edge_lengths(vertices, faces).mean())
+    adjacency = sp.coo_matrix((np.ones(2 * len(edges)),
+                               (np.concatenate([edges[:, 0], edges[:, 1]]),
+                                np.concatenate([edges[:, 1], edges[:, 0]]))),
+                              shape=(count, count)).tocsr()
+    laplacian = sp.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency
+    system = (sp.identity(count) + (length_m / h) ** 2 * laplacian).tocsc()
+    smoothed = np.zeros_like(dense)
+    smoothed[:, used] = splu(system).solve(dense[:, used])
+    return sparse_weights(np.clip(smoothed, 0.0, None), max_influences)
+
+
+def _with_weights(vertices, faces, body, settings, garment_type, source,
+                  smoothing_m: float = 0.0) -> GarmentTemplate:
     indices, values = transfer_weights(np.asarray(vertices, np.float32), body, settings.weights)
+    if smoothing_m > 0:
+        indices, values = smooth_weights(np.asarray(vertices, np.float64), faces, indices,
+                                         values, body.bone_count, smoothing_m,
+                                         settings.weights.max_influences)
     log.info("template %s from %s: %d vertices, %d faces", garment_type, source,
              len(vertices), len(faces))
     return GarmentTemplate(

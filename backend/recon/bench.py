@@ -188,7 +188,8 @@ def _template_metrics(capture, settings, device, rasterizer) -> dict:
     from .render import render_garment
     from .run import skinned_template, template_file
 
-    data = load_capture_data(capture, (settings.resolution_px,), device, use_normals=False)
+    data = load_capture_data(capture, (settings.resolution_px,), device, use_normals=False,
+                             crop_margin=settings.crop_margin)
     template_settings = TemplateSettings(target_edge_m=settings.template_edge_m)
     if capture.garment_type == "template":
         template = load_template_mesh(template_file(capture), data.body, template_settings)

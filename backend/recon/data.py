@@ -4,6 +4,13 @@ Everything the step loop reads is a tensor on the training device, made once her
 masks, linear RGB, NGD's diffuse target (from the normal maps), depth, per-frame
 cameras scaled to each resolution, bone transforms, normalised pose codes and the
 posed body (an occluder). Images are area-averaged down to the render size.
+
+With ``crop_margin`` set, each frame is first cut to a square around its garment mask
+(the mask's box grown by the margin on every side) and that square is what gets
+rendered: the whole render budget goes to the garment instead of to the background
+around a full-body shot (a skirt framed with the whole person covers ~2 % of the
+pixels; in its crop ~40 %). A crop is a camera like any other -- the principal point
+shifted, the focal length scaled -- so nothing downstream knows the difference.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ class CaptureData:
         body_vertices: (T, Vb, 3) float32 posed body per frame (occluder), world metres.
         body_faces: (Fb, 3) int32.
         levels: resolution -> ``Targets``, for the final and the coarse resolution.
+        crops: (T, 3) int64 ``(x0, y0, side)`` square crop per frame in capture pixels
+            (may reach past the image border), or None (whole frames).
     """
 
     capture: Capture
@@ -76,6 +85,7 @@ class CaptureData:
     body_vertices: torch.Tensor
     body_faces: torch.Tensor
     levels: dict[int, Targets]
+    crops: np.ndarray | None = None
 
     @property
     def frame_count(self) -> int:
@@ -106,15 +116,51 @@ def scaled_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return out
 
 
+def crop_boxes(masks: np.ndarray, margin: float, min_side_px: int = 16) -> np.ndarray:
+    """(T, H, W) bool masks -> (T, 3) int64 square crops ``(x0, y0, side)``.
+
+    Each square is centred on its mask's bounding box, with a side of the box's longer
+    side times ``1 + 2 margin`` (at least ``min_side_px``, at most large enough to hold
+    the whole image), and shifted to lie inside the image where it fits. A frame with
+    an empty mask gets the square around the whole image.
+    """
+    count, height, width = masks.shape
+    full = max(height, width)
+    boxes = np.zeros((count, 3), dtype=np.int64)
+    for i, mask in enumerate(masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            side, cx, cy = full, width / 2, height / 2
+        else:
+            bw, bh = cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]
+            side = int(np.ceil(max(bw, bh) * (1 + 2 * margin)))
+            side = min(max(side, min_side_px), full)
+            cx, cy = (cols[0] + cols[-1] + 1) / 2, (rows[0] + rows[-1] + 1) / 2
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        # inside the image where the square fits (no padding needed then)
+        if side <= width:
+            x0 = min(max(x0, 0), width - side)
+        if side <= height:
+            y0 = min(max(y0, 0), height - side)
+        boxes[i] = (x0, y0, side)
+    return boxes
+
+
 def load_capture_data(capture: Capture, resolutions: tuple[int, ...], device: torch.device,
-                      pose_components: int = 4, use_normals: bool = True) -> CaptureData:
+                      pose_components: int = 4, use_normals: bool = True,
+                      crop_margin: float | None = None) -> CaptureData:
     """Read images, cameras and the body of ``capture`` (already validated).
 
     Args:
-        resolutions: longest-side sizes in pixels to prepare targets for.
+        resolutions: longest-side sizes in pixels to prepare targets for (with crops:
+            the side of the square crop renders).
         pose_components: PCA components when body.npz has no pose code.
         use_normals: read the capture's normal maps (when it has them); False leaves
             them out (``diffuse`` targets None), as for a capture without them.
+        crop_margin: None renders whole frames; a number crops each frame to the square
+            around its garment mask grown by that fraction of the box on every side
+            (``crop_boxes``).
     """
     if capture.body_path is None:
         raise ReconError(f"{capture.root}: the capture has no body.npz; a reconstruction "
@@ -139,14 +185,15 @@ def load_capture_data(capture: Capture, resolutions: tuple[int, ...], device: to
         posed = skin(torch.as_tensor(body.rest_vertices), torch.as_tensor(transforms)).numpy()
 
     images = _read_images(capture, use_normals)
-    levels = {r: _targets(capture, images, r, device) for r in sorted(set(resolutions))}
+    crops = crop_boxes(images["mask"], crop_margin) if crop_margin is not None else None
+    levels = {r: _targets(capture, images, r, device, crops) for r in sorted(set(resolutions))}
     return CaptureData(
         capture=capture, body=body, track=track,
         bone_transforms=torch.as_tensor(transforms, dtype=torch.float32, device=device),
         pose_codes=torch.as_tensor(codes, dtype=torch.float32, device=device),
         body_vertices=torch.as_tensor(posed, dtype=torch.float32, device=device),
         body_faces=torch.as_tensor(body.faces, dtype=torch.int32, device=device),
-        levels=levels)
+        levels=levels, crops=crops)
 
 
 def _track_rows(track: BodyTrack, capture: Capture) -> np.ndarray:
@@ -183,27 +230,67 @@ def _area(x: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return t.permute(0, 2, 3, 1).contiguous()
 
 
-def _targets(capture: Capture, images, longest_px: int, device) -> Targets:
-    h, w = render_size(capture.width, capture.height, longest_px)
-    sx, sy = w / capture.width, h / capture.height
-    K = np.stack([scaled_intrinsics(c.K, sx, sy) for c in capture.cameras])
+def _crop(x: np.ndarray, boxes: np.ndarray, size: int, nearest: bool = False) -> torch.Tensor:
+    """(T, H, W, C) -> (T, size, size, C) float32: each frame's square ``(x0, y0, side)``
+    (zeros past the image border), resampled with antialiasing (``nearest`` for depth,
+    where blending across an edge would invent depths)."""
+    count, height, width, channels = x.shape
+    out = torch.empty(count, channels, size, size, dtype=torch.float32)
+    for i, (x0, y0, side) in enumerate(boxes):
+        piece = np.zeros((side, side, channels), dtype=np.float32)
+        sx0, sy0 = max(x0, 0), max(y0, 0)
+        sx1, sy1 = min(x0 + side, width), min(y0 + side, height)
+        if sx1 > sx0 and sy1 > sy0:
+            piece[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = x[i, sy0:sy1, sx0:sx1]
+        t = torch.from_numpy(piece).permute(2, 0, 1)[None]
+        if nearest:
+            out[i] = F.interpolate(t, size=(size, size), mode="nearest")[0]
+        else:
+            out[i] = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
+                                   align_corners=False)[0]
+    return out.permute(0, 2, 3, 1).contiguous()
+
+
+def _targets(capture: Capture, images, longest_px: int, device,
+             crops: np.ndarray | None = None) -> Targets:
+    if crops is None:
+        h, w = render_size(capture.width, capture.height, longest_px)
+        sx, sy = w / capture.width, h / capture.height
+        K = np.stack([scaled_intrinsics(c.K, sx, sy) for c in capture.cameras])
+
+        def resample(x, nearest=False):
+            if nearest:
+                d = torch.as_tensor(np.asarray(x)).permute(0, 3, 1, 2)
+                return F.interpolate(d, size=(h, w), mode="nearest").permute(0, 2, 3, 1)
+            return _area(x, (h, w))
+    else:
+        h = w = longest_px
+        K = []
+        for c, (x0, y0, side) in zip(capture.cameras, crops, strict=True):
+            shifted = c.K.astype(np.float64).copy()
+            shifted[0, 2] -= x0
+            shifted[1, 2] -= y0
+            K.append(scaled_intrinsics(shifted, w / side, h / side))
+        K = np.stack(K)
+
+        def resample(x, nearest=False):
+            return _crop(np.asarray(x, dtype=np.float32), crops, h, nearest)
     R = np.stack([c.R for c in capture.cameras])
     t = np.stack([c.t for c in capture.cameras])
     camera = Camera.create(torch.as_tensor(K, dtype=torch.float32, device=device),
                            torch.as_tensor(R, dtype=torch.float32, device=device),
                            torch.as_tensor(t, dtype=torch.float32, device=device), w, h)
-    mask = _area(images["mask"][..., None].astype(np.float32), (h, w))
-    rgb = _area(images["rgb"].astype(np.float32) / 255.0, (h, w)) ** 2.2
+    mask = resample(images["mask"][..., None].astype(np.float32)).clamp(0, 1)
+    rgb = resample(images["rgb"].astype(np.float32) / 255.0).clamp(0, 1) ** 2.2
     diffuse = None
     if images["normals"] is not None:
-        normals = _area(images["normals"].astype(np.float32) / 127.5 - 1.0, (h, w))
+        normals = resample(images["normals"].astype(np.float32) / 127.5 - 1.0)
         normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         diffuse = (normals * _view_directions(K, h, w)).sum(-1, keepdim=True).clamp(0, 1)
         diffuse = diffuse * (mask > 0.5)
     depth = None
     if images["depth"] is not None:
-        d = torch.as_tensor(images["depth"])[:, None]
-        depth = F.interpolate(d, size=(h, w), mode="nearest").permute(0, 2, 3, 1).contiguous()
+        depth = resample(images["depth"][..., None], nearest=True).contiguous()
     to = {"device": device}
     return Targets(mask=mask.to(**to), rgb=rgb.to(**to),
                    diffuse=None if diffuse is None else diffuse.to(**to),

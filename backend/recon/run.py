@@ -119,7 +119,8 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
 
     t = time.monotonic()
     resolutions = (settings.resolution_px, max(16, settings.resolution_px // 2))
-    data = load_capture_data(capture, resolutions, device, use_normals=settings.use_normals)
+    data = load_capture_data(capture, resolutions, device, use_normals=settings.use_normals,
+                             crop_margin=settings.crop_margin)
     timings["load_s"] = time.monotonic() - t
 
     t = time.monotonic()

@@ -72,6 +72,11 @@ class ReconSettings:
         resolution_px: longest image side the capture is rendered at in the final
             phase; the first ``coarse_fraction`` of the steps use half of it.
         coarse_fraction: share of all steps rendered at half resolution.
+        crop_margin: render each frame's square around its garment mask, grown by this
+            fraction of the mask's box on every side, at ``resolution_px`` squared
+            (``data.crop_boxes``); None renders whole frames (longest side
+            ``resolution_px``). The margin leaves room for a template larger than the
+            garment to be seen, and pulled in, by the silhouette term.
         template_edge_m: template mean edge length, metres.
         static_optimizer: ``"uniform"`` (``optim.UniformAdam``: one step size per
             tensor, so weakly constrained faces move less) or ``"adam"``, for the
@@ -115,6 +120,7 @@ class ReconSettings:
     frames_per_step: int = 4
     resolution_px: int = 256
     coarse_fraction: float = 0.3
+    crop_margin: float | None = 0.25
     template_edge_m: float = 0.03
     static_optimizer: str | None = None
     lr_static: float | None = None
@@ -157,6 +163,9 @@ class ReconSettings:
         for name in ("frames_per_step", "mlp_width", "encoding_levels"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.crop_margin is not None and not (math.isfinite(self.crop_margin)
+                                                 and 0 <= self.crop_margin <= 2):
+            problems.append(f"crop_margin must be None or in [0, 2]; got {self.crop_margin!r}")
         if self.resolution_px < 16:
             problems.append(f"resolution_px must be >= 16; got {self.resolution_px}")
         for name in ("coarse_fraction", "noise_end", "lr_final_fraction"):

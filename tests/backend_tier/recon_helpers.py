@@ -69,7 +69,8 @@ def target_field(template_vertices: np.ndarray, frame, codes: np.ndarray,
 def write_synthetic_capture(root: Path, frames: int = 8, size: int = 96,
                             garment: str = "skirt", normals: bool = True, depth: bool = False,
                             static_m: float = 0.05, dynamic_m: float = 0.08,
-                            edge_m: float = 0.045, fps: float = 7.5) -> dict:
+                            edge_m: float = 0.045, fps: float = 7.5,
+                            distance_m: float = 2.8) -> dict:
     root = Path(root)
     poser = AnnyPoser(topology=TOPOLOGY)
     body = poser.body
@@ -92,7 +93,7 @@ def write_synthetic_capture(root: Path, frames: int = 8, size: int = 96,
         centre = body_world[i].mean(0).numpy()
         # The camera orbits a quarter turn over the clip so the sides are seen too.
         angle = np.radians(-110 + 100 * i / max(frames - 1, 1))
-        eye = centre + np.array([2.8 * np.cos(angle), 2.8 * np.sin(angle), 0.2])
+        eye = centre + np.array([distance_m * np.cos(angle), distance_m * np.sin(angle), 0.2])
         K, R, t = camera_matrices(size, eye, centre + np.array([0, 0, -0.25]))
         camera = Camera.create(torch.as_tensor(K), torch.as_tensor(R), torch.as_tensor(t),
                                size, size)

@@ -138,3 +138,54 @@ def test_a_user_mesh_becomes_a_template_and_bad_meshes_are_named(body, tmp_path)
         load_template_mesh(tmp_path / "missing.ply", body)
     with pytest.raises(TemplateError, match="must be .obj or .ply"):
         load_template_mesh(tmp_path / "skirt.fbx", body)
+
+
+def _leg_share(body, template, side):
+    """(V,) share of each template vertex's weight on the bones of one leg."""
+    from backend.body.regions import bone_regions
+
+    leg = np.array([r is not None and r.side == side and r.region in
+                    ("upper_leg", "lower_leg", "foot") for r in bone_regions(body.bone_names)])
+    return (template.weight_values * leg[template.weight_indices]).sum(axis=1)
+
+
+def test_a_skirts_hem_follows_both_legs_not_the_nearest_one(body, templates):
+    """Copied from the nearest body part, the hem's front-left vertices would move with
+    the left leg only (the skirt would fold into the gap between the legs on every
+    step); smoothed over the skirt, every hem vertex takes both legs into account."""
+    skirt = templates["skirt"]
+    raw = build_template(body, "skirt", TemplateSettings(loose_smoothing_m=0.0))
+    assert np.allclose(skirt.vertices, raw.vertices)          # only the weights differ
+    np.testing.assert_allclose(skirt.weight_values.sum(axis=1), 1.0, atol=1e-5)
+    frame = body_frame(body)
+    height = frame.height(skirt.vertices)
+    hem = height < height.min() + 0.02
+    left, right = _leg_share(body, skirt, "left")[hem], _leg_share(body, skirt, "right")[hem]
+    raw_left, raw_right = _leg_share(body, raw, "left")[hem], _leg_share(body, raw, "right")[hem]
+    # unsmoothed: the hem splits into a left half and a right half
+    assert np.abs(raw_left - raw_right).max() > 0.5
+    # smoothed: the halves blend (the sides still lean to their own leg, as cloth does)
+    assert np.abs(left - right).max() < 0.7 * np.abs(raw_left - raw_right).max()
+    assert np.abs(left - right).mean() < 0.5 * np.abs(raw_left - raw_right).mean()
+    assert (left + right).min() > 0.2                          # the legs still drive it
+
+
+def test_weight_smoothing_keeps_a_constant_field_and_is_resolution_independent(body):
+    from backend.mesh.templates import smooth_weights
+
+    coarse = build_template(body, "skirt", TemplateSettings(target_edge_m=0.05))
+    # one bone everywhere stays one bone everywhere
+    ones = np.zeros_like(coarse.weight_indices)
+    idx, val = smooth_weights(coarse.vertices, coarse.faces, ones,
+                              np.ones_like(coarse.weight_values) / ones.shape[1],
+                              body.bone_count, 0.15, 8)
+    assert (val[:, 0] > 1 - 1e-6).all() and (idx[:, 0] == 0).all()
+    # the same length smooths a denser template about as much
+    fine = build_template(body, "skirt", TemplateSettings(target_edge_m=0.025))
+    spread = []
+    for template in (coarse, fine):
+        hem = body_frame(body).height(template.vertices)
+        hem = hem < hem.min() + 0.02
+        share = _leg_share(body, template, "left")[hem] - _leg_share(body, template, "right")[hem]
+        spread.append(np.abs(share).max())
+    assert abs(spread[0] - spread[1]) < 0.15, spread
