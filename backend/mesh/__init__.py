@@ -1,5 +1,5 @@
 """Mesh layer: the Jacobian/Poisson system (``poisson``), its benchmark (``bench``),
-and templates, remeshing and UV unwrapping as they land.
+adaptive refinement (``remesh``), templates, and UV unwrapping as it lands.
 
 Importing this package is cheap: it loads neither torch nor scipy. The names below are
 resolved on first use (PEP 562), so ``from backend.mesh import PoissonSystem`` works
@@ -31,6 +31,8 @@ _LAZY = {
     "rest_jacobians": "poisson",
     "cholespy_available": "poisson",
     "run_poisson_bench": "bench",
+    "remesh": "remesh",
+    "RemeshResult": "remesh",
 }
 
 __all__ = ["MeshError", *sorted(_LAZY)]

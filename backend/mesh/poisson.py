@@ -56,6 +56,7 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from . import MeshError
+from .topology import checked_mesh, listed_indices
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ edge (a triangle whose smallest angle is below about 1e-12 rad, or with two
 coincident corners): its gradient operator would divide by (nearly) zero."""
 CUDA_MAX_RHS = 128
 """cholespy's CUDA solve takes at most this many right-hand-side columns per call."""
-_SHOWN = 5  # offending faces/vertices named in an error message
 
 
 def cholespy_available() -> bool:
@@ -92,36 +92,10 @@ def _to_numpy(value, name: str) -> np.ndarray:
             from exc
 
 
-def _listed(indices: np.ndarray) -> str:
-    shown = ", ".join(str(int(i)) for i in indices[:_SHOWN])
-    more = f" and {len(indices) - _SHOWN} more" if len(indices) > _SHOWN else ""
-    return shown + more
-
-
 def _validated_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
-    """``(vertices float64 (V, 3), faces int64 (F, 3))`` as numpy arrays, or MeshError."""
-    v = _to_numpy(vertices, "vertices")
-    f = _to_numpy(faces, "faces")
-    if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] < 3:
-        raise MeshError(f"vertices must have shape (V, 3) with V >= 3; got {v.shape}")
-    if not np.issubdtype(v.dtype, np.floating):
-        raise MeshError(f"vertices must be floating point; got dtype {v.dtype}")
-    if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] < 1:
-        raise MeshError(f"faces must have shape (F, 3) with F >= 1; got {f.shape}")
-    if not np.issubdtype(f.dtype, np.integer):
-        raise MeshError(f"faces must be integer vertex indices; got dtype {f.dtype}")
-    v = v.astype(np.float64)
-    f = f.astype(np.int64)
-    bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
-    if len(bad):
-        raise MeshError(f"vertices must be finite; vertex {_listed(bad)} is not")
-    bad = np.flatnonzero(((f < 0) | (f >= len(v))).any(axis=1))
-    if len(bad):
-        raise MeshError(f"face index out of range [0, {len(v)}) in face {_listed(bad)} "
-                        f"(first: {f[bad[0]].tolist()})")
-    bad = np.flatnonzero((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0]))
-    if len(bad):
-        raise MeshError(f"face {_listed(bad)} repeats a vertex (first: {f[bad[0]].tolist()})")
+    """``(vertices float64 (V, 3), faces int64 (F, 3))`` as numpy arrays (tensors
+    accepted), or MeshError; also rejects degenerate faces."""
+    v, f = checked_mesh(_to_numpy(vertices, "vertices"), _to_numpy(faces, "faces"))
     p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     double_area = np.linalg.norm(np.cross(p1 - p0, p2 - p0), axis=1)
     longest = np.maximum.reduce([((p1 - p0) ** 2).sum(1), ((p2 - p1) ** 2).sum(1),
@@ -129,7 +103,7 @@ def _validated_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     bad = np.flatnonzero(~(double_area > DEGENERATE_RATIO * longest))
     if len(bad):
         raise MeshError(
-            f"degenerate (zero-area) face {_listed(bad)} of {len(f)}: its corners are "
+            f"degenerate (zero-area) face {listed_indices(bad)} of {len(f)}: its corners are "
             f"collinear or coincide (face {int(bad[0])}: area {0.5 * double_area[bad[0]]:.3g} "
             f"m^2); the gradient operator needs every face to have an area",
             hint="remove or collapse degenerate faces before building the Poisson system")

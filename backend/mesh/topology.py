@@ -10,6 +10,11 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from . import MeshError
+
+SHOWN_INDICES = 5
+"""How many offending faces/vertices an error message names."""
+
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray, normalise: bool = True) -> np.ndarray:
     """(F, 3) face normals; unnormalised ones have length 2 x area."""
@@ -90,3 +95,41 @@ def boundary_edge_count(faces: np.ndarray) -> int:
                         axis=1)
     _, counts = np.unique(all_edges, axis=0, return_counts=True)
     return int((counts == 1).sum())
+
+
+def listed_indices(indices: np.ndarray) -> str:
+    """``"3, 7, 9 and 12 more"``: the first few offending indices for an error message."""
+    shown = ", ".join(str(int(i)) for i in indices[:SHOWN_INDICES])
+    extra = len(indices) - SHOWN_INDICES
+    return shown + (f" and {extra} more" if extra > 0 else "")
+
+
+def checked_mesh(vertices, faces, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices float64 (V, 3), faces int64 (F, 3))`` from array-likes, or MeshError
+    naming the argument (``prefix`` + ``vertices``/``faces``) and the first culprits:
+    wrong shape or dtype, a non-finite vertex, an index out of range, a face that
+    repeats a vertex."""
+    vn, fn = f"{prefix}vertices", f"{prefix}faces"
+    v, f = np.asarray(vertices), np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] < 3:
+        raise MeshError(f"{vn} must have shape (V, 3) with V >= 3; got {v.shape}")
+    if not np.issubdtype(v.dtype, np.floating):
+        raise MeshError(f"{vn} must be floating point; got dtype {v.dtype}")
+    if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] < 1:
+        raise MeshError(f"{fn} must have shape (F, 3) with F >= 1; got {f.shape}")
+    if not np.issubdtype(f.dtype, np.integer):
+        raise MeshError(f"{fn} must be integer vertex indices; got dtype {f.dtype}")
+    v, f = v.astype(np.float64), f.astype(np.int64)
+    bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+    if len(bad):
+        raise MeshError(f"{vn} must be finite; vertex {listed_indices(bad)} is not "
+                        f"(first: {v[bad[0]].tolist()})")
+    bad = np.flatnonzero(((f < 0) | (f >= len(v))).any(axis=1))
+    if len(bad):
+        raise MeshError(f"{fn}: index out of range [0, {len(v)}) in face "
+                        f"{listed_indices(bad)} (first: {f[bad[0]].tolist()})")
+    bad = np.flatnonzero((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0]))
+    if len(bad):
+        raise MeshError(f"{fn}: face {listed_indices(bad)} repeats a vertex "
+                        f"(first: {f[bad[0]].tolist()})")
+    return v, f
