@@ -40,12 +40,15 @@ COLUMNS = (
     ("time s", "wall_s", "{:.1f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
     ("CUDA peak MiB", "cuda_peak_mib", "{:.0f}"),
+    ("faces", "faces", "{}"),
 )
 """Table columns: header, row key, format (a None value prints as ``-``). ``time s`` is
 the wall time of the whole ``reconstruct`` call (load, template, training, result,
 ground-truth metrics); the JSON rows also hold ``train_s``, the training loop alone."""
 ROWS = ("template", "ngd", "displacement")
 STATIC_ROW = "ngd static-only"
+REMESH_ROW = "ngd remesh"
+SAME_TIME_ROW = "ngd same time"
 RSS_SAMPLE_S = 0.05
 
 
@@ -159,9 +162,16 @@ def _row(name: str, metrics: dict, wall_s: float | None, memory: PeakMemory | No
         "train_s": metrics.get("timings", {}).get("train_s"),
         "peak_rss_mib": memory.peak_rss_mib if memory else None,
         "cuda_peak_mib": memory.cuda_peak_mib if memory else None,
+        "faces": metrics.get("mesh", {}).get("faces"),
+        "steps": _steps(metrics.get("settings")),
+        "remesh_events": metrics.get("mesh", {}).get("remesh_events"),
         "per_frame_chamfer_x1e3": [None if c is None else 1e3 * c for c in
                                    metrics["ground_truth"]["per_frame"]["chamfer_m2"]],
     }
+
+
+def _steps(settings: dict | None) -> int | None:
+    return None if settings is None else settings["warmup_steps"] + settings["joint_steps"]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -217,7 +227,7 @@ def _template_metrics(capture, settings, device, rasterizer) -> dict:
 def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name: str = "standard",
                       steps: int | None = None, use_normals: bool = True, device: str = "auto",
                       seed: int = 0, samples: int | None = None, static_only: bool = False,
-                      work_dir: Path | None = None) -> dict:
+                      remesh: bool = False, work_dir: Path | None = None) -> dict:
     """Reconstruct ``capture_root`` (which must hold ``gt/garment.npz``) with each method
     and score the results.
 
@@ -232,6 +242,11 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
         samples: surface samples per mesh and frame for the metrics (default: the
             preset's ``eval_samples``, NGD's 10000).
         static_only: add a row for ours without the dynamic part (all steps static).
+        remesh: add a row for ours with adaptive remeshing (``ngd remesh``) and, when
+            that took longer than ours without, one for ours without remeshing given
+            as many more steps as makes its training time equal (``ngd same time``):
+            the comparison at the same wall-clock budget. The ``ngd`` row uses the
+            preset's remeshing setting as it is.
         work_dir: keep each run's result bundle under ``work_dir/<method>``
             (default: a temporary folder, deleted afterwards).
 
@@ -268,6 +283,8 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
     if static_only:
         runs.append((STATIC_ROW, dataclasses.replace(base, warmup_steps=base.total_steps,
                                                      joint_steps=0)))
+    if remesh:
+        runs.append((REMESH_ROW, dataclasses.replace(base, remesh=True)))
     own_work = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="bench-quality-")) if own_work else Path(work_dir)
     rows, used = [], {}
@@ -275,7 +292,7 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
         rasterizer = get_rasterizer(job.rasterizer, torch_device)
         template = _template_metrics(capture, base, torch_device, rasterizer)
         rows.append(_row("template", template, None, None))
-        for name, settings in runs:
+        for name, settings in runs:       # (the remesh row may append one more run)
             cancel.check()
             out = work / name.replace(" ", "-")
             if out.exists():
@@ -290,6 +307,10 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
             if events is not None:
                 events.info(f"{name}: CD x1e3 {rows[-1]['chamfer_x1e3']:.3f}, NC "
                             f"{rows[-1]['normal_consistency']:.4f}, {wall:.1f} s", **rows[-1])
+            if name == REMESH_ROW:
+                same_time = _same_time_settings(base, rows)
+                if same_time is not None:
+                    runs.append((SAME_TIME_ROW, same_time))
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -298,11 +319,26 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
             "rows": rows, "settings": used, "table": format_table(rows)}
 
 
+def _same_time_settings(base, rows: list[dict]):
+    """Ours without remeshing, with its steps scaled so that its training time matches
+    the remeshing run's (None when remeshing was not slower)."""
+    by_name = {row["method"]: row for row in rows}
+    plain, refined = by_name.get("ngd"), by_name.get(REMESH_ROW)
+    if not (plain and refined and plain.get("train_s") and refined.get("train_s")):
+        return None
+    ratio = refined["train_s"] / plain["train_s"]
+    if ratio <= 1.02:
+        return None
+    return split_steps(dataclasses.replace(base, remesh=False),
+                       max(2, round(base.total_steps * ratio)))
+
+
 def cmd_bench_quality(args: argparse.Namespace, events, cancel) -> None:
     report = run_quality_bench(args.capture, events, cancel, preset_name=args.preset,
                                steps=args.steps, use_normals=not args.no_normals,
                                device=args.device, seed=args.seed, samples=args.samples,
-                               static_only=args.static_only, work_dir=args.work_dir)
+                               static_only=args.static_only, remesh=args.remesh,
+                               work_dir=args.work_dir)
     if args.out is not None:
         from ..fileio import atomic_write
 
@@ -327,6 +363,9 @@ def add_quality_parser(bench) -> None:
                    help="drop the capture's normal maps: masks + RGB only")
     q.add_argument("--static-only", action="store_true",
                    help="add a row for ours without the dynamic part")
+    q.add_argument("--remesh", action="store_true",
+                   help="add ours with adaptive remeshing, and ours without it at the same "
+                   "training time")
     q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--samples", type=int, default=None,

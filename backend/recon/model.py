@@ -102,6 +102,8 @@ class GarmentModel(nn.Module):
             std per component (so ``pose_noise`` is in std units).
         bone_count: the body's bone count (for the skinning matrix).
         settings: the run's settings.
+        frame: a model whose ``centre``, ``extent_m`` and ``unit_m`` this one keeps
+            (a remeshed garment continues its predecessor); None: from ``template``.
 
     Lengths the optimiser moves (offsets, translations) are parameterised in units of
     the template's mean edge length ``unit_m``: a parameter change of 1 moves a vertex
@@ -111,9 +113,11 @@ class GarmentModel(nn.Module):
     """
 
     def __init__(self, template: GarmentTemplate, pose_codes: torch.Tensor, bone_count: int,
-                 settings: ReconSettings):
+                 settings: ReconSettings, frame: GarmentModel | None = None):
         super().__init__()
         self.settings = settings
+        self.template = template
+        self.bone_count = bone_count
         device, dtype = pose_codes.device, pose_codes.dtype
         self.register_buffer("template_vertices",
                              torch.as_tensor(template.vertices, dtype=dtype, device=device))
@@ -122,13 +126,18 @@ class GarmentModel(nn.Module):
         self.register_buffer("pose_codes", pose_codes)
         self.skinning = Skinning(template.weight_indices, template.weight_values, bone_count,
                                  device=device, dtype=dtype)
-        centre = self.template_vertices.mean(0)
-        self.register_buffer("centre", centre)
-        self.extent_m = float((self.template_vertices - centre).abs().max()) * 1.05 + 1e-3
-        f = self.faces
-        edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-        lengths = (self.template_vertices[edges[:, 0]] - self.template_vertices[edges[:, 1]])
-        self.unit_m = float(lengths.norm(dim=-1).mean())
+        if frame is not None:
+            # a remeshed model keeps its predecessor's frame: the MLP inputs and the
+            # length unit of every offset must not jump (``remeshed``)
+            centre, self.extent_m, self.unit_m = frame.centre, frame.extent_m, frame.unit_m
+        else:
+            centre = self.template_vertices.mean(0)
+            self.extent_m = float((self.template_vertices - centre).abs().max()) * 1.05 + 1e-3
+            f = self.faces
+            edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+            lengths = self.template_vertices[edges[:, 0]] - self.template_vertices[edges[:, 1]]
+            self.unit_m = float(lengths.norm(dim=-1).mean())
+        self.register_buffer("centre", centre.clone())
 
     @property
     def frame_count(self) -> int:
@@ -182,8 +191,8 @@ class JacobianGarment(GarmentModel):
     """
 
     def __init__(self, template: GarmentTemplate, poisson, pose_codes: torch.Tensor,
-                 bone_count: int, settings: ReconSettings):
-        super().__init__(template, pose_codes, bone_count, settings)
+                 bone_count: int, settings: ReconSettings, frame: GarmentModel | None = None):
+        super().__init__(template, pose_codes, bone_count, settings, frame)
         self.poisson = poisson
         rest = poisson.rest_jacobians.to(device=pose_codes.device, dtype=pose_codes.dtype)
         self.register_buffer("rest_jacobians", rest)
@@ -194,6 +203,14 @@ class JacobianGarment(GarmentModel):
         self.register_buffer("face_normals", normal / normal.norm(dim=-1, keepdim=True)
                              .clamp_min(1e-12))
         self.register_buffer("face_centroids", v.mean(1) - self.centre)
+        area = 0.5 * normal.norm(dim=-1)
+        self.register_buffer("area_weights", area / area.mean())
+        # after a remesh the MLP first sees each new face where its parent was, then
+        # its own place, as ``blend`` goes 0 -> 1 (``inherit``): the dynamic part
+        # moves over smoothly instead of jumping
+        self.register_buffer("inherited_centroids", self.face_centroids.clone())
+        self.register_buffer("inherited_normals", self.face_normals.clone())
+        self.blend = 1.0
         self.encoding = make_encoding(settings, self.extent_m)
         self.mlp = DynamicMLP(self.encoding.out_features + 3, pose_codes.shape[1], 9,
                               settings.mlp_width, settings.mlp_depth)
@@ -213,13 +230,33 @@ class JacobianGarment(GarmentModel):
         if frames is None:
             return Deformation(self.poisson.vertices(static) + translation, static)
         codes = self.codes(frames, noise_std, generator)
-        element = torch.cat([self.encoding(self.face_centroids), self.face_normals], dim=-1)
+        element = torch.cat([self.encoding(self.element_centroids()),
+                             self.element_normals()], dim=-1)
         scale = self.settings.dynamic_scale
         dynamic = scale * self.mlp(element, codes).view(len(frames), -1, 3, 3)
         jacobians = static + dynamic
         shift = (self.unit_m * scale) * self.shift(codes)          # (B, 1, 3)
         return Deformation(self.poisson.vertices(jacobians) + translation + shift,
                            jacobians, dynamic)
+
+    def element_centroids(self) -> torch.Tensor:
+        """(F, 3) the face positions the dynamic MLP sees (``inherit``)."""
+        if self.blend >= 1:
+            return self.face_centroids
+        return torch.lerp(self.inherited_centroids, self.face_centroids, self.blend)
+
+    def element_normals(self) -> torch.Tensor:
+        """(F, 3) the face normals the dynamic MLP sees (``inherit``)."""
+        if self.blend >= 1:
+            return self.face_normals
+        return torch.lerp(self.inherited_normals, self.face_normals, self.blend)
+
+    def inherit(self, parent: JacobianGarment, face_parent: torch.Tensor) -> None:
+        """Start the dynamic MLP's inputs at ``parent``'s (the model before a remesh):
+        new face ``i`` sees what face ``face_parent[i]`` saw, until ``blend`` reaches 1."""
+        self.inherited_centroids.copy_(parent.element_centroids().index_select(0, face_parent))
+        self.inherited_normals.copy_(parent.element_normals().index_select(0, face_parent))
+        self.blend = 0.0
 
     def jacobians(self, frames: torch.Tensor | None, noise_std: float = 0.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
@@ -229,13 +266,15 @@ class JacobianGarment(GarmentModel):
 
     def regulariser(self, deformation: Deformation,
                     visible_faces: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean squared distance of the Jacobians from the template's, over the visible
-        faces (all when ``visible_faces`` is None; else a (F,) bool/float mask)."""
+        """Area-weighted mean squared distance of the Jacobians from the template's,
+        over the visible faces (all when ``visible_faces`` is None; else a (F,)
+        bool/float mask). Area weights make it a surface integral, the same before and
+        after a remesh splits faces."""
         diff = (deformation.jacobians - self.rest_jacobians).square().sum((-1, -2))  # (B, F)
-        if visible_faces is None:
-            return diff.mean()
-        weight = visible_faces.to(diff.dtype)
-        return (diff * weight).sum() / (weight.sum() * diff.shape[0]).clamp_min(1.0)
+        weight = self.area_weights
+        if visible_faces is not None:
+            weight = weight * visible_faces.to(diff.dtype)
+        return (diff * weight).sum() / (weight.sum() * diff.shape[0]).clamp_min(1e-12)
 
 
 class DisplacementGarment(GarmentModel):

@@ -82,13 +82,25 @@ def check_inputs(capture_root: Path, job: JobSettings) -> tuple[Capture, torch.d
     return capture, device
 
 
-def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
-                job: JobSettings | None = None, events: EventStream | None = None,
-                cancel: CancelToken | None = None) -> ReconResult:
-    """Reconstruct the garment of ``capture_root`` into ``output`` (see module docstring).
+@dataclass
+class Prepared:
+    """Everything ``reconstruct`` builds before training (tests drive the trainer)."""
 
-    Resumes from ``output/checkpoint`` when it holds a checkpoint of the same inputs.
-    """
+    capture: Capture
+    data: object
+    template: object
+    trainer: object
+    settings: ReconSettings
+    device: torch.device
+    timings: dict
+
+
+def prepare(capture_root: Path, output: Path, settings: ReconSettings,
+            job: JobSettings | None = None, events: EventStream | None = None,
+            cancel: CancelToken | None = None) -> Prepared:
+    """Check the inputs, load the capture, build the template, the model and the
+    trainer (which resumes from ``output/checkpoint`` when it holds one of the same
+    inputs)."""
     from ..mesh.poisson import PoissonSystem
     from ..mesh.templates import TemplateSettings, build_template, load_template_mesh
     from ..render.context import get_rasterizer
@@ -147,6 +159,20 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
                               "template": _array_digest(template.vertices, template.faces)})
     trainer = Trainer(model, data, settings, rasterizer, Path(output), events, cancel,
                       fingerprint)
+    return Prepared(capture, data, template, trainer, settings, device, timings)
+
+
+def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
+                job: JobSettings | None = None, events: EventStream | None = None,
+                cancel: CancelToken | None = None) -> ReconResult:
+    """Reconstruct the garment of ``capture_root`` into ``output`` (see module docstring).
+
+    Resumes from ``output/checkpoint`` when it holds a checkpoint of the same inputs.
+    """
+    prepared = prepare(capture_root, output, settings, job, events, cancel)
+    capture, data, template, trainer = (prepared.capture, prepared.data, prepared.template,
+                                        prepared.trainer)
+    settings, device, timings = prepared.settings, prepared.device, prepared.timings
     outcome = trainer.train()
     timings["train_s"] = outcome.seconds
 
@@ -157,11 +183,13 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
         "template": {"vertices": template.vertex_count, "faces": template.face_count,
                      "source": template.source},
         "device": str(device),
-        "rasterizer": type(rasterizer).__name__,
+        "rasterizer": type(trainer.rasterizer).__name__,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "losses": outcome.history[-1] if outcome.history else {},
         "loss_history": outcome.history,
         "resumed_from_step": outcome.resumed_from,
+        "mesh": {"vertices": int(len(outcome.canonical)), "faces": int(len(outcome.faces)),
+                 "remesh_events": outcome.remesh_events},
         "fit": {"mask_iou": float(np.mean(outcome.mask_iou)),
                 "mask_iou_per_frame": [round(float(x), 5) for x in outcome.mask_iou]},
     }
@@ -172,14 +200,14 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
 
         t = time.monotonic()
         metrics["ground_truth"] = evaluate_vertices(
-            outcome.vertices, template.faces, capture.frames, gt,
+            outcome.vertices, outcome.faces, capture.frames, gt,
             EvalSettings(samples=settings.eval_samples))
         # the starting point, scored the same way: what the optimisation gained
         metrics["ground_truth_template"] = evaluate_vertices(
             skinned_template(template, data, settings), template.faces, capture.frames, gt,
             EvalSettings(samples=settings.eval_samples))
         metrics["timings"]["evaluate_s"] = round(time.monotonic() - t, 3)
-    garment = GarmentResult(faces=template.faces, canonical_vertices=outcome.canonical,
+    garment = GarmentResult(faces=outcome.faces, canonical_vertices=outcome.canonical,
                             vertices=outcome.vertices,
                             frame_numbers=np.asarray(capture.frames))
     write_result(Path(output), garment, metrics=metrics)

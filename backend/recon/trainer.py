@@ -6,7 +6,12 @@ albedo, lighting), ``joint`` adds the dynamic MLP. Each step renders
 half resolution. Pose-code noise decays linearly and vertex noise exponentially to
 zero at ``noise_end``, so early steps fit the global shape (NGD).
 
-A checkpoint (model, optimisers, step, RNG) is written every
+With ``settings.remesh`` (ours only), the garment is refined every
+``remesh_interval`` steps after the warm-up where the image loss's gradient per pixel
+was largest since the last event (``remeshing``, ``Trainer.remesh``); training goes on
+on the refined mesh with the same static shape, MLP, albedo and optimiser moments.
+
+A checkpoint (model, optimisers, step, RNG, the refined mesh) is written every
 ``checkpoint_interval_s``, on cancel and at the end; a trainer created on the same
 output folder with the same inputs continues from it.
 """
@@ -29,11 +34,23 @@ from ..eval.metrics import mask_iou
 from ..fileio import atomic_write
 from ..jobs.cancel import CancelToken, JobCancelled
 from ..jobs.events import EventStream
+from ..mesh.templates import GarmentTemplate
 from ..render.passes import Lighting
 from . import losses as L
 from .data import CaptureData
 from .errors import ReconError
 from .optim import UniformAdam
+from .remeshing import (
+    FaceDemand,
+    event_schedule,
+    max_faces,
+    parent_gather,
+    refined_template,
+    remesh_steps,
+    select_faces,
+    transferred_static_jacobians,
+    vertex_interpolate,
+)
 from .render import combined_faces, render_garment
 from .settings import ReconSettings
 
@@ -49,19 +66,24 @@ OUTCOME_CHUNK = 16
 @dataclass
 class TrainOutcome:
     """What training produced: per-frame world vertices ``(T, V, 3)`` and the static
-    canonical mesh ``(V, 3)`` (numpy float32, metres), per-vertex albedo ``(V, 3)`` or
+    canonical mesh ``(V, 3)`` (numpy float32, metres), their faces ``(F, 3)`` int32 (the
+    template's, or the refined mesh's after remeshing), per-vertex albedo ``(V, 3)`` or
     None, the loss history (every ``LOSS_REPORT_EVERY`` steps), training seconds, and
     ``mask_iou`` ``(T,)`` float64: IoU of the result's rendered garment mask (body in
     front where it occludes) with the capture's mask, per frame, at the final render
-    resolution (both binarised at 0.5) -- a fit measure that needs no ground truth."""
+    resolution (both binarised at 0.5) -- a fit measure that needs no ground truth.
+    ``remesh_events``: one dict per remeshing event (step, vertex and face counts
+    before and after, faces selected)."""
 
     canonical: np.ndarray
     vertices: np.ndarray
+    faces: np.ndarray
     albedo: np.ndarray | None
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
     mask_iou: np.ndarray | None = None
+    remesh_events: list[dict] = field(default_factory=list)
 
 
 class Appearance(torch.nn.Module):
@@ -117,34 +139,48 @@ class Trainer:
         self.cancel = cancel or CancelToken(None)
         self.fingerprint = _hash(fingerprint + json.dumps(dataclasses.asdict(settings),
                                                           sort_keys=True))
-        device = model.template_vertices.device
-        dtype = model.template_vertices.dtype
         self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
         normals = data.has_normals and settings.use_normals
         self.use_normals = normals and settings.losses.diffuse > 0
         self.use_photometric = settings.losses.photometric > 0 and (
             not normals or settings.photometric_with_normals)
         self.use_depth = data.has_depth and settings.losses.depth > 0
-        self.appearance = Appearance(model.template_vertices.shape[0], dtype, device) \
-            if self.use_photometric else None
-        self.regulariser = L.MeshRegulariser(model.template_vertices, model.faces)
-        occluder = settings.body_occlusion
-        self.body_faces = data.body_faces if occluder else None
-        faces = combined_faces(model.faces.to(torch.int32), self.body_faces,
-                               model.template_vertices.shape[0])
-        self.topology = rasterizer.topology(faces)
-        self.faces32 = model.faces.to(torch.int32).contiguous()
-        static_opt = UniformAdam if settings.static_optimizer == "uniform" else torch.optim.Adam
-        self.static_opt = static_opt(model.static_parameters(), lr=settings.lr_static)
-        self.dynamic_opt = torch.optim.Adam(model.dynamic_parameters(), lr=settings.lr_dynamic)
-        self.appearance_opt = (torch.optim.Adam(self.appearance.parameters(),
-                                                lr=settings.lr_appearance)
-                               if self.appearance is not None else None)
+        self.body_faces = data.body_faces if settings.body_occlusion else None
+        self.initial_face_count = int(model.faces.shape[0])
+        self.remesh_steps = remesh_steps(settings)
+        self.remesh_events: list[dict] = []
+        self._demand_images = None
+        self._use_mesh(model)
+        self._make_optimisers()
         self.step = 0
         self.history: list[dict] = []
         self.seconds = 0.0
         self.resumed_from = None
         self._load_checkpoint()
+
+    def _use_mesh(self, model) -> None:
+        """Everything built once per garment topology."""
+        self.model = model
+        self.regulariser = L.MeshRegulariser(model.template_vertices, model.faces)
+        faces = combined_faces(model.faces.to(torch.int32), self.body_faces,
+                               model.template_vertices.shape[0])
+        self.topology = self.rasterizer.topology(faces)
+        self.faces32 = model.faces.to(torch.int32).contiguous()
+        self.demand = FaceDemand(int(model.faces.shape[0]), model.faces.device) \
+            if self.remesh_steps else None
+
+    def _make_optimisers(self) -> None:
+        """Fresh appearance and optimisers for the current model (states start empty)."""
+        s, model = self.settings, self.model
+        device, dtype = model.template_vertices.device, model.template_vertices.dtype
+        self.appearance = Appearance(model.template_vertices.shape[0], dtype, device) \
+            if self.use_photometric else None
+        static_opt = UniformAdam if s.static_optimizer == "uniform" else torch.optim.Adam
+        self.static_opt = static_opt(model.static_parameters(), lr=s.lr_static)
+        self.dynamic_opt = torch.optim.Adam(model.dynamic_parameters(), lr=s.lr_dynamic)
+        self.appearance_opt = (torch.optim.Adam(self.appearance.parameters(),
+                                                lr=s.lr_appearance)
+                               if self.appearance is not None else None)
 
     # -- schedules -------------------------------------------------------------------
 
@@ -173,9 +209,11 @@ class Trainer:
     # -- one step ----------------------------------------------------------------------
 
     def losses(self, frames: torch.Tensor, resolution: int, dynamic: bool,
-               pose_noise: float = 0.0, vertex_noise_m: float = 0.0) -> dict[str, torch.Tensor]:
+               pose_noise: float = 0.0, vertex_noise_m: float = 0.0,
+               demand: bool = False) -> dict[str, torch.Tensor]:
         """Every active loss term for the frame indices ``frames`` (unweighted); terms
-        whose weight is 0 are not computed."""
+        whose weight is 0 are not computed. With ``demand``, the rendered images of the
+        image terms keep their gradient for ``FaceDemand`` (``self._demand_images``)."""
         data, model = self.data, self.model
         targets = data.levels[resolution]
         deformation = model(frames if dynamic else None, pose_noise, self.generator)
@@ -192,6 +230,12 @@ class Trainer:
             lighting=self.appearance.lighting(camera.R) if self.appearance is not None else None,
             topology=self.topology)
         target_mask = targets.mask.index_select(0, frames)
+        if demand:
+            images = [image for image, used in ((render.diffuse, self.use_normals),
+                                                (render.color, self.use_photometric)) if used]
+            for image in images:
+                image.retain_grad()
+            self._demand_images = (images, render.rast, target_mask)
         terms = {"silhouette": L.silhouette_loss(render.mask, target_mask)}
         if self.use_normals:
             terms["diffuse"] = L.diffuse_loss(render.diffuse, render.mask,
@@ -229,9 +273,22 @@ class Trainer:
             [self.appearance_opt] if self.appearance_opt is not None else [])
         for opt in optimisers:
             opt.zero_grad(set_to_none=True)
-        terms = self.losses(frames, self._resolution(step), dynamic, pose_noise, vertex_noise)
+        if self.remesh_events:        # (also right after a resume: blend is not saved)
+            since = step - self.remesh_events[-1]["step"]
+            self.model.blend = min(1.0, since / max(s.remesh_blend_steps, 1))
+        collect = (self.demand is not None
+                   and s.warmup_steps <= step < self.remesh_steps[-1])
+        terms = self.losses(frames, self._resolution(step), dynamic, pose_noise, vertex_noise,
+                            demand=collect)
         total = self.weighted(terms)
         total.backward()
+        if collect:
+            images, rast, target_mask = self._demand_images
+            self._demand_images = None
+            grads = [image.grad for image in images if image.grad is not None]
+            if grads:
+                self.demand.add(sum(g.abs().sum(-1, keepdim=True) for g in grads), rast,
+                                target_mask)
         for opt in optimisers:
             opt.step()
         terms = {name: value.detach() for name, value in terms.items()}
@@ -252,6 +309,8 @@ class Trainer:
                 stage = "warmup" if self.step < s.warmup_steps else "joint"
                 terms = self._train_step(self.step)
                 self.step += 1
+                if self.step in self.remesh_steps:
+                    self.remesh()
                 self.seconds = seconds_before + time.monotonic() - started
                 if self.step % LOSS_REPORT_EVERY == 0 or self.step == total:
                     record = {name: float(value) for name, value in terms.items()}
@@ -296,9 +355,89 @@ class Trainer:
         canonical = model.canonical(None)[0]
         albedo = self.appearance.albedo.cpu().numpy() if self.appearance is not None else None
         return TrainOutcome(canonical=canonical.float().cpu().numpy(),
-                            vertices=torch.cat(worlds).float().cpu().numpy(), albedo=albedo,
+                            vertices=torch.cat(worlds).float().cpu().numpy(),
+                            faces=model.faces.cpu().numpy().astype(np.int32), albedo=albedo,
+                            remesh_events=list(self.remesh_events),
                             history=list(self.history), seconds=self.seconds,
                             resumed_from=self.resumed_from, mask_iou=np.concatenate(ious))
+
+    # -- remeshing -----------------------------------------------------------------------
+
+    def remesh(self) -> dict | None:
+        """One remeshing event (``remeshing``): refine the faces whose image-loss demand
+        since the last event is above this event's quantile, then continue on the
+        refined garment with the same static shape, dynamic MLP, albedo and optimiser
+        moments. Returns the event's record, or None when nothing was refined."""
+        s, model = self.settings, self.model
+        index = self.remesh_steps.index(self.step) if self.step in self.remesh_steps else 0
+        quantile, min_edge = event_schedule(s, index, len(self.remesh_steps), model.unit_m)
+        budget = max_faces(s, self.initial_face_count)
+        selected = select_faces(self.demand.mean(), self.demand.seen(), quantile)
+        self.demand = FaceDemand(int(model.faces.shape[0]), model.faces.device)
+        if not selected.any() or model.faces.shape[0] >= budget:
+            return None
+        started = time.monotonic()
+        refined, result = refined_template(model.template, selected, min_edge, budget)
+        if result.split_edges == 0:
+            return None
+        with torch.no_grad():
+            canonical = vertex_interpolate(model.canonical(None)[0], result)
+        new = self._rebuilt_model(refined)
+        new.inherit(model, torch.as_tensor(result.face_parent, device=new.faces.device))
+        with torch.no_grad():
+            jacobians, offset = transferred_static_jacobians(new.poisson, canonical)
+            new.static_jacobians.copy_(jacobians)
+            new.static_translation.copy_(offset / new.unit_m)
+        _swap_parameter(self.static_opt, model.static_jacobians, new.static_jacobians,
+                        lambda value: parent_gather(value, result))
+        if self.appearance is not None:
+            old = self.appearance.albedo_logit
+            fresh = torch.nn.Parameter(vertex_interpolate(old.detach(), result))
+            self.appearance.albedo_logit = fresh
+            _swap_parameter(self.appearance_opt, old, fresh,
+                            lambda value: vertex_interpolate(value, result))
+        self._use_mesh(new)
+        record = {"step": self.step, "vertices": [int(model.template_vertices.shape[0]),
+                                                  int(new.template_vertices.shape[0])],
+                  "faces": [int(model.faces.shape[0]), int(new.faces.shape[0])],
+                  "selected": int(selected.sum()), "split_edges": result.split_edges,
+                  "flipped_edges": result.flipped_edges, "quantile": round(quantile, 4),
+                  "min_edge_m": round(min_edge, 5),
+                  "seconds": round(time.monotonic() - started, 3)}
+        self.remesh_events.append(record)
+        log.info("remesh at step %d: %d -> %d vertices, %d -> %d faces", self.step,
+                 *record["vertices"], *record["faces"])
+        if self.events is not None:
+            self.events.info(f"remeshed at step {self.step}: {record['vertices'][0]} -> "
+                             f"{record['vertices'][1]} vertices, {record['faces'][0]} -> "
+                             f"{record['faces'][1]} faces", **record)
+        return record
+
+    def _rebuilt_model(self, template: GarmentTemplate):
+        """A ``JacobianGarment`` on ``template`` that continues the current one: same
+        frame (centre, extent, length unit), the same dynamic MLP and translation
+        parameters (so the dynamic optimiser keeps them); static Jacobians at rest."""
+        from ..mesh.poisson import PoissonSystem
+        from .model import JacobianGarment
+
+        old = self.model
+        device = old.template_vertices.device
+        poisson = PoissonSystem(template.vertices, template.faces, device=device,
+                                dtype=old.template_vertices.dtype)
+        new = JacobianGarment(template, poisson, old.pose_codes, old.bone_count, self.settings,
+                              frame=old)
+        new.encoding, new.mlp, new.shift = old.encoding, old.mlp, old.shift
+        new.static_translation = old.static_translation
+        return new
+
+    def _mesh_state(self) -> dict | None:
+        """The refined garment's template (for the checkpoint), None before remeshing."""
+        if not self.remesh_events:
+            return None
+        t = self.model.template
+        return {"vertices": t.vertices, "faces": t.faces, "weight_indices": t.weight_indices,
+                "weight_values": t.weight_values, "garment_type": t.garment_type,
+                "source": t.source}
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -319,6 +458,11 @@ class Trainer:
             "appearance_opt": (self.appearance_opt.state_dict()
                                if self.appearance_opt is not None else None),
             "generator": self.generator.get_state(),
+            "remesh_events": self.remesh_events,
+            "mesh": self._mesh_state(),
+            "demand": (None if self.demand is None else
+                       {"total": self.demand.total, "pixels": self.demand.pixels,
+                        "steps": self.demand.steps}),
         }
         with atomic_write(self.checkpoint_path) as tmp:
             torch.save(state, tmp)
@@ -339,6 +483,17 @@ class Trainer:
             raise ReconError(
                 f"{path}: this checkpoint belongs to another capture or other settings",
                 hint="use a new output folder, or delete its checkpoint folder to start over")
+        mesh = state.get("mesh")
+        if mesh is not None:
+            # the run was remeshed: rebuild the refined garment before loading into it
+            self._use_mesh(self._rebuilt_model(GarmentTemplate(**mesh)))
+            self._make_optimisers()
+        self.remesh_events = list(state.get("remesh_events", []))
+        demand = state.get("demand")
+        if demand is not None and self.demand is not None:
+            self.demand.total.copy_(demand["total"])
+            self.demand.pixels.copy_(demand["pixels"])
+            self.demand.steps = int(demand["steps"])
         self.model.load_state_dict(state["model"])
         if self.appearance is not None:
             self.appearance.load_state_dict(state["appearance"])
@@ -354,6 +509,19 @@ class Trainer:
         if self.events is not None:
             self.events.info(f"resuming from the checkpoint at step {self.step}",
                              step=self.step)
+
+
+def _swap_parameter(optimiser: torch.optim.Optimizer, old: torch.nn.Parameter,
+                    new: torch.nn.Parameter, transfer) -> None:
+    """Put ``new`` in ``old``'s place in ``optimiser``; its per-element state (moment
+    estimates) goes through ``transfer`` (old-shaped tensor -> new-shaped one)."""
+    for group in optimiser.param_groups:
+        group["params"] = [new if p is old else p for p in group["params"]]
+    state = optimiser.state.pop(old, None)
+    if state is not None:
+        optimiser.state[new] = {key: transfer(value) if torch.is_tensor(value)
+                                and value.shape == old.shape else value
+                                for key, value in state.items()}
 
 
 def _hash(text: str) -> str:

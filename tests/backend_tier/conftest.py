@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from backend.capture import (
     Capture,
@@ -18,6 +19,7 @@ from backend.capture import (
     write_png,
 )
 from tests.backend_tier.body_helpers import write_body
+from tests.backend_tier.recon_helpers import write_synthetic_capture
 
 DEFAULT_FRAMES = (11, 12, 13, 14)
 """Frame numbers that are not positions (0..3), so an index/number mix-up shows."""
@@ -116,3 +118,24 @@ def make_capture(tmp_path: Path) -> Callable[..., Capture]:
 
     return make
 
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Reconstruction tests run tiny meshes and images: a second CPU thread gains
+    nothing, and on shared CI cores (another process busy on the other one) torch's
+    thread pool made the same runs 4-10x slower. Restored after the module. Modules
+    use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """``(root, info)``: the fast tier's synthetic skirt capture (recon_helpers),
+    framed as a user would frame a garment (camera at 1.6 m: the skirt fills the
+    crops without being upsampled ~3x from a 96 px full-body shot)."""
+    root = tmp_path_factory.mktemp("capture")
+    return root, write_synthetic_capture(root, distance_m=1.6)

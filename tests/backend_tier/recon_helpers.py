@@ -27,6 +27,7 @@ from backend.body.motions import make_motion
 from backend.body.regions import body_frame
 from backend.body.skinning import Skinning
 from backend.capture.images import write_png
+from backend.jobs.cancel import CancelToken, JobCancelled
 from backend.jobs.result import GarmentResult, write_result
 from backend.mesh.templates import TemplateSettings, build_template
 from backend.render.camera import Camera, look_at
@@ -135,3 +136,15 @@ def write_synthetic_capture(root: Path, frames: int = 8, size: int = 96,
             "template_world": skin(torch.as_tensor(template.vertices, dtype=torch.float64),
                                    transforms).numpy()}
 
+
+class CancelAfter(CancelToken):
+    """Requests a cancel after ``steps`` checks (one per training step)."""
+
+    def __init__(self, steps):
+        super().__init__(None)
+        self.left = steps
+
+    def check(self):
+        self.left -= 1
+        if self.left < 0:
+            raise JobCancelled("cancelled by the test")

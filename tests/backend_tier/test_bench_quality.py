@@ -1,26 +1,19 @@
 """``python -m backend bench quality``: ours and the displacement baseline on a tiny
 synthetic capture (recon_helpers), scored against its gt/, printed as one table."""
 
+import dataclasses
 import json
 import math
 import shutil
 
 import pytest
-import torch
 
 from backend.cli import main
 from backend.recon.bench import COLUMNS, ROWS, format_table, split_steps
 from backend.recon.settings import preset
 from tests.backend_tier.recon_helpers import write_synthetic_capture
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny problems: one CPU thread (see test_recon.py); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +106,25 @@ def test_steps_keep_the_presets_split_and_the_table_aligns():
     lines = format_table(rows).splitlines()
     assert len({len(line) for line in lines}) == 1          # every line as wide
     assert "0.300" in lines[1] and "12.345" in lines[2] and lines[2].count(" - ") >= 3
+
+
+def test_bench_quality_compares_remeshing_at_the_same_training_time(tiny, tmp_path, capsys,
+                                                                     monkeypatch):
+    from backend.recon import settings as recon_settings
+
+    draft = recon_settings.PRESETS["draft"]
+    monkeypatch.setitem(recon_settings.PRESETS, "draft", dataclasses.replace(
+        draft, remesh_interval=3, remesh_quantile=(0.5, 0.6)))
+    out = tmp_path / "remesh.json"
+    code, events = run_bench(["--capture", str(tiny), "--preset", "draft", "--steps", "16",
+                              "--samples", "300", "--remesh", "--out", str(out)], capsys)
+    assert code == 0, events[-1]
+    rows = {row["method"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows["ngd"]["remesh_events"] == []
+    refined = rows["ngd remesh"]
+    assert len(refined["remesh_events"]) >= 2
+    assert refined["faces"] > rows["ngd"]["faces"] == refined["remesh_events"][0]["faces"][0]
+    assert "ngd remesh" in events[-1]["summary"]
+    if "ngd same time" in rows:       # only when remeshing made training slower
+        same = rows["ngd same time"]
+        assert same["steps"] > rows["ngd"]["steps"] == 16 and same["remesh_events"] == []

@@ -14,7 +14,7 @@ from backend.cli import main
 from backend.errors import ConfigError
 from backend.eval.metrics import ssim as ssim_reference
 from backend.eval.metrics import surface_metrics
-from backend.jobs.cancel import CancelToken, JobCancelled
+from backend.jobs.cancel import JobCancelled
 from backend.jobs.spec import JobSettings
 from backend.mesh.poisson import PoissonSystem
 from backend.recon import losses as L
@@ -24,30 +24,13 @@ from backend.recon.model import DisplacementGarment, JacobianGarment
 from backend.recon.optim import UniformAdam
 from backend.recon.run import check_inputs, reconstruct
 from backend.recon.settings import PRESETS, preset
-from tests.backend_tier.recon_helpers import write_synthetic_capture
+from tests.backend_tier.recon_helpers import CancelAfter
 
 FAST = {"warmup_steps": 50, "joint_steps": 100, "resolution_px": 96, "template_edge_m": 0.045,
         "eval_samples": 3000}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These meshes and images are tiny: a second CPU thread gains nothing, and on
-    shared CI cores (another process busy on the other one) torch's thread pool made
-    the same runs 4-10x slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory):
-    root = tmp_path_factory.mktemp("capture")
-    # framed as a user would frame a garment (the skirt fills the crops without
-    # being upsampled ~3x from a 96 px full-body shot)
-    info = write_synthetic_capture(root, distance_m=1.6)
-    return root, info
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -233,17 +216,6 @@ def test_ours_is_at_least_on_par_with_the_displacement_baseline_at_the_same_budg
     assert ours["normal_consistency"] > baseline["normal_consistency"] - 0.002, (ours, baseline)
 
 
-class CancelAfter(CancelToken):
-    """Requests a cancel after ``steps`` checks (one per training step)."""
-
-    def __init__(self, steps):
-        super().__init__(None)
-        self.left = steps
-
-    def check(self):
-        self.left -= 1
-        if self.left < 0:
-            raise JobCancelled("cancelled by the test")
 
 
 def test_a_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(capture, tmp_path):
