@@ -203,8 +203,10 @@ class JacobianGarment(GarmentModel):
         self.register_buffer("face_normals", normal / normal.norm(dim=-1, keepdim=True)
                              .clamp_min(1e-12))
         self.register_buffer("face_centroids", v.mean(1) - self.centre)
-        area = 0.5 * normal.norm(dim=-1)
-        self.register_buffer("area_weights", area / area.mean())
+        self.register_buffer("face_areas", 0.5 * normal.norm(dim=-1))
+        # the prior's weight per face: 1 on the template; a face split by a remesh hands
+        # its weight to its children by area, so the prior does not grow with refinement
+        self.register_buffer("face_weights", torch.ones_like(self.face_areas))
         # after a remesh the MLP first sees each new face where its parent was, then
         # its own place, as ``blend`` goes 0 -> 1 (``inherit``): the dynamic part
         # moves over smoothly instead of jumping
@@ -253,10 +255,13 @@ class JacobianGarment(GarmentModel):
 
     def inherit(self, parent: JacobianGarment, face_parent: torch.Tensor) -> None:
         """Start the dynamic MLP's inputs at ``parent``'s (the model before a remesh):
-        new face ``i`` sees what face ``face_parent[i]`` saw, until ``blend`` reaches 1."""
+        new face ``i`` sees what face ``face_parent[i]`` saw, until ``blend`` reaches 1.
+        Also takes over the parent faces' prior weights, shared out by area."""
         self.inherited_centroids.copy_(parent.element_centroids().index_select(0, face_parent))
         self.inherited_normals.copy_(parent.element_normals().index_select(0, face_parent))
         self.blend = 0.0
+        share = self.face_areas / parent.face_areas.index_select(0, face_parent).clamp_min(1e-20)
+        self.face_weights.copy_(parent.face_weights.index_select(0, face_parent) * share)
 
     def jacobians(self, frames: torch.Tensor | None, noise_std: float = 0.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
@@ -266,12 +271,12 @@ class JacobianGarment(GarmentModel):
 
     def regulariser(self, deformation: Deformation,
                     visible_faces: torch.Tensor | None = None) -> torch.Tensor:
-        """Area-weighted mean squared distance of the Jacobians from the template's,
-        over the visible faces (all when ``visible_faces`` is None; else a (F,)
-        bool/float mask). Area weights make it a surface integral, the same before and
-        after a remesh splits faces."""
+        """Mean squared distance of the Jacobians from the template's over the visible
+        faces (all when ``visible_faces`` is None; else a (F,) bool/float mask), each
+        face weighted by ``face_weights`` (1 until a remesh splits it: its children
+        share its weight by area, so the prior is the same before and after)."""
         diff = (deformation.jacobians - self.rest_jacobians).square().sum((-1, -2))  # (B, F)
-        weight = self.area_weights
+        weight = self.face_weights
         if visible_faces is not None:
             weight = weight * visible_faces.to(diff.dtype)
         return (diff * weight).sum() / (weight.sum() * diff.shape[0]).clamp_min(1e-12)
