@@ -126,7 +126,8 @@ def _reconstruct(capture: Path, output: Path, preset_name: str, job_settings, se
     from .recon.run import reconstruct
     from .recon.settings import preset
 
-    settings = preset(preset_name, seed=seed, method=method)   # unknown preset fails here
+    overrides = {} if job_settings.remesh is None else {"remesh": job_settings.remesh}
+    settings = preset(preset_name, seed=seed, method=method, **overrides)  # unknown preset fails
     return reconstruct(capture, output, settings, job_settings, events, cancel)
 
 
@@ -157,7 +158,7 @@ def cmd_reconstruct(args: argparse.Namespace, events: EventStream, cancel: Cance
 
     job = JobSettings(preset=args.preset, device=args.device, rasterizer=args.rasterizer,
                       drop_empty_masks=args.drop_empty_masks, frame_start=args.frame_start,
-                      frame_end=args.frame_end)
+                      frame_end=args.frame_end, remesh=args.remesh)
     result = _reconstruct(args.capture, args.out, args.preset, job, args.seed, events, cancel,
                           method=args.method)
     events.done(result=str(result.output), summary=_summary(result))
@@ -279,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "nvdiffrast"])
     p.add_argument("--method", default="ngd", choices=["ngd", "displacement"],
                    help="ngd (Jacobian fields, default) or the per-vertex baseline")
+    p.add_argument("--remesh", action=argparse.BooleanOptionalAction, default=None,
+                   help="adaptive remeshing on or off (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frame-start", type=int, default=None)
     p.add_argument("--frame-end", type=int, default=None)

@@ -45,6 +45,7 @@ class JobSettings:
             licence is non-commercial.
         drop_empty_masks: leave out frames whose mask is empty instead of failing.
         frame_start, frame_end: inclusive Blender frame range to use; None = all.
+        remesh: adaptive remeshing during reconstruction on or off; None = the preset's.
     """
 
     preset: Preset = "standard"
@@ -53,6 +54,7 @@ class JobSettings:
     drop_empty_masks: bool = False
     frame_start: int | None = None
     frame_end: int | None = None
+    remesh: bool | None = None
 
 
 @dataclass(frozen=True)

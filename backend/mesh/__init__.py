@@ -1,5 +1,5 @@
 """Mesh layer: the Jacobian/Poisson system (``poisson``), its benchmark (``bench``),
-adaptive refinement (``remesh``), templates, and UV unwrapping as it lands.
+adaptive refinement (``remesh``), templates, and the UV atlas (``uv``).
 
 Importing this package is cheap: it loads neither torch nor scipy. The names below are
 resolved on first use (PEP 562), so ``from backend.mesh import PoissonSystem`` works
@@ -33,6 +33,8 @@ _LAZY = {
     "run_poisson_bench": "bench",
     "remesh": "remesh",
     "RemeshResult": "remesh",
+    "unwrap": "uv",
+    "UVAtlas": "uv",
 }
 
 __all__ = ["MeshError", *sorted(_LAZY)]

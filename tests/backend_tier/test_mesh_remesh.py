@@ -21,6 +21,7 @@ from backend.mesh.remesh import (
 )
 from backend.mesh.topology import edges, face_normals
 from backend.render.mesh_utils import icosphere
+from tests.backend_tier.mesh_helpers import ccw_faces, perturbed_grid
 
 # ------------------------------------------------------------------------- meshes
 
@@ -33,27 +34,6 @@ def sphere(level: int = 2, seed: int | None = None):
     return v, f
 
 
-def _ccw(v2: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Faces of a planar (x, y) triangulation, turned counter-clockwise seen from +z."""
-    e1, e2 = v2[f[:, 1]] - v2[f[:, 0]], v2[f[:, 2]] - v2[f[:, 0]]
-    flip = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] < 0
-    f = f.copy()
-    f[flip] = f[flip][:, ::-1]
-    return f.astype(np.int64)
-
-
-def perturbed_grid(seed: int = 0, n: int = 12, wavy: bool = False):
-    """A Delaunay triangulation of a jittered n x n grid on the unit square (z = 0, or a
-    wave): irregular valences, an open square boundary, normals towards +z."""
-    rng = np.random.default_rng(seed)
-    x, y = np.meshgrid(np.linspace(0.0, 1.0, n), np.linspace(0.0, 1.0, n))
-    xy = np.column_stack([x.ravel(), y.ravel()])
-    inside = ((xy > 0) & (xy < 1)).all(axis=1)
-    xy[inside] += rng.uniform(-0.3, 0.3, size=(inside.sum(), 2)) / (n - 1)
-    z = 0.2 * np.sin(3.0 * xy[:, 0]) * np.cos(2.0 * xy[:, 1]) if wavy else np.zeros(len(xy))
-    return np.column_stack([xy, z]), _ccw(xy, Delaunay(xy).simplices)
-
-
 def random_disc(seed: int = 1, points: int = 150):
     """Delaunay of random points in a disc plus a boundary ring: slivers included."""
     rng = np.random.default_rng(seed)
@@ -61,7 +41,7 @@ def random_disc(seed: int = 1, points: int = 150):
     ring = np.linspace(0, 2 * np.pi, 40, endpoint=False)
     xy = np.concatenate([np.column_stack([r * np.cos(t), r * np.sin(t)]),
                          np.column_stack([np.cos(ring), np.sin(ring)])])
-    return np.column_stack([xy, np.zeros(len(xy))]), _ccw(xy, Delaunay(xy).simplices)
+    return np.column_stack([xy, np.zeros(len(xy))]), ccw_faces(xy, Delaunay(xy).simplices)
 
 
 def triangle_lattice(n: int = 8):
@@ -71,7 +51,7 @@ def triangle_lattice(n: int = 8):
     idx = (i * n + j)[:-1, :-1].ravel()
     faces = np.concatenate([np.column_stack([idx, idx + n, idx + 1]),
                             np.column_stack([idx + n, idx + n + 1, idx + 1])])
-    return np.column_stack([xy, np.zeros(len(xy))]), _ccw(xy, faces)
+    return np.column_stack([xy, np.zeros(len(xy))]), ccw_faces(xy, faces)
 
 
 # ------------------------------------------------------------------------ measures
@@ -360,7 +340,7 @@ def test_a_flip_never_recreates_an_existing_edge(monkeypatch):
     arc = np.radians(np.linspace(30, 150, 7))
     xy = np.concatenate([[[0.0, 0.3], [0.0, 1.0], [-1.0, 0.0], [1.0, 0.0]],
                          np.column_stack([np.cos(arc), 1.0 + np.sin(arc)])])
-    f = _ccw(xy, np.array([[0, 1, 2], [0, 2, 3], [0, 3, 1]] + [[1, 4 + i, 5 + i]
+    f = ccw_faces(xy, np.array([[0, 1, 2], [0, 2, 3], [0, 3, 1]] + [[1, 4 + i, 5 + i]
                                                                for i in range(6)]))
     v = np.column_stack([xy, np.zeros(len(xy))])
     faces, parent = f.copy(), np.arange(len(f))
