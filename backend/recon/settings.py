@@ -40,6 +40,9 @@ class LossWeights:
         normal consistency ~0.77); NGD's Poisson solve needs none.
     edge: squared relative change of edge lengths against the template (stretch).
         Off by default: it fights any flare or stretch the target has.
+    collision: garment vertices inside the posed body or closer than
+        ``ReconSettings.collision_thickness_m`` to it (``losses.BodyCollision``),
+        squared depth in units of that thickness, mean over vertices.
     """
 
     silhouette: float = 1.0
@@ -49,6 +52,7 @@ class LossWeights:
     jacobian: float | None = None
     laplacian: float | None = None
     edge: float = 0.0
+    collision: float = 0.0
 
 
 METHOD_DEFAULTS: dict[str, dict] = {
@@ -111,6 +115,7 @@ class ReconSettings:
         photometric_with_normals: also use the photometric term when normals exist.
         body_occlusion: render the body as an occluder so the garment is only compared
             where the camera sees it.
+        collision_thickness_m: least distance from the skin the collision term wants.
         remesh: refine the garment during training where the image loss is hungry
             (NGD's adaptive remeshing, ``remeshing``; ours only, not the baseline).
         remesh_interval: steps between remeshing events (the first comes this many
@@ -157,6 +162,7 @@ class ReconSettings:
     use_normals: bool = True
     photometric_with_normals: bool = False
     body_occlusion: bool = True
+    collision_thickness_m: float = 0.004
     remesh: bool = False
     remesh_interval: int = 50
     remesh_stop: float = 0.8
@@ -217,7 +223,7 @@ class ReconSettings:
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]; got {getattr(self, name)}")
         for name in ("template_edge_m", "lr_static", "lr_dynamic", "lr_appearance",
-                     "checkpoint_interval_s", "dynamic_scale"):
+                     "checkpoint_interval_s", "dynamic_scale", "collision_thickness_m"):
             value = getattr(self, name)
             if value is None and name in ("lr_static", "lr_dynamic"):
                 continue

@@ -145,6 +145,9 @@ class Trainer:
         self.use_photometric = settings.losses.photometric > 0 and (
             not normals or settings.photometric_with_normals)
         self.use_depth = data.has_depth and settings.losses.depth > 0
+        self.collision = (L.BodyCollision(data.body_vertices, data.body_faces,
+                                          settings.collision_thickness_m)
+                          if settings.losses.collision > 0 else None)
         self.body_faces = data.body_faces if settings.body_occlusion else None
         self.initial_face_count = int(model.faces.shape[0])
         self.remesh_steps = remesh_steps(settings)
@@ -218,7 +221,7 @@ class Trainer:
         targets = data.levels[resolution]
         deformation = model(frames if dynamic else None, pose_noise, self.generator)
         canonical = deformation.canonical
-        world = model.world(canonical, data.bone_transforms.index_select(0, frames))
+        world = skinned = model.world(canonical, data.bone_transforms.index_select(0, frames))
         if vertex_noise_m > 0:
             world = world + vertex_noise_m * torch.randn(world.shape, generator=self.generator
                                                          ).to(world)
@@ -247,6 +250,8 @@ class Trainer:
             terms["depth"] = L.depth_ranking_loss(
                 render.depth, render.mask, targets.depth.index_select(0, frames), target_mask,
                 generator=self.generator)
+        if self.collision is not None:
+            terms["collision"] = self.collision(skinned, frames)
         weights = self.settings.losses
         if weights.jacobian > 0:
             visible = render.visible_faces(self.faces32.shape[0])
