@@ -9,6 +9,7 @@ sees; gt/ holds the result-bundle layout, maps, texture, scene and contact sheet
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,6 +40,15 @@ def synth(addon):
         GarmentError=addon.operators.base.GarmentError)
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def generate_fresh(synth, settings, folder):
+    """Generate a capture from an empty scene, the backend run from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    synth.generate.generate_capture(bpy.context.scene, settings, folder, sys.executable,
+                                    env=env, save_blend=False)
 
 
 def test_settings_reject_bad_values_by_name(synth):
@@ -142,15 +152,9 @@ def test_a_failed_prepare_names_the_problem_and_leaves_nothing(synth, tmp_path):
 
 
 def test_the_same_seed_gives_the_same_bundle(synth, tmp_path, tiny_capture):
-    import os
-
     folder, settings = tiny_capture
     again = tmp_path / "again"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    bpy.ops.wm.read_homefile(use_empty=True)
-    synth.generate.generate_capture(bpy.context.scene, settings, again, sys.executable,
-                                    env=env, save_blend=False)
+    generate_fresh(synth, settings, again)
     timing_files = {"gt/synth.json", "gt/source/prepare.json", "gt/scene.blend"}
 
     def files(root):
@@ -217,15 +221,9 @@ def test_every_garment_simulates_on_walk_and_turn(synth, tmp_path, garment, moti
     into the body by more than 1 cm, masks cover >= 95% of the visible garment. Rendered
     at 256 px: at 128 px a tiny garment is ~20 px wide and ~150 of its vertices are
     visible, so a handful on the outline moves coverage by several percent."""
-    import os
-
     settings = synth.settings.preset("tiny", garment=garment, motion=motion, resolution=256)
     folder = tmp_path / f"{garment}_{motion}"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    bpy.ops.wm.read_homefile(use_empty=True)
-    synth.generate.generate_capture(bpy.context.scene, settings, folder, sys.executable,
-                                    env=env, save_blend=False)
+    generate_fresh(synth, settings, folder)
     assert validate_capture(folder).dropped_frames == ()
     summary = json.loads((folder / "gt" / "synth.json").read_text())
     assert summary["stats"]["max_seam_gap_mm"] < 5.0
@@ -243,16 +241,10 @@ def test_every_garment_simulates_on_walk_and_turn(synth, tmp_path, garment, moti
 
 
 def test_gt_maps_can_be_given_as_noisy_estimates(synth, tmp_path):
-    import os
-
     settings = synth.settings.preset("tiny", estimated=("normals", "depth"),
                                      estimate_noise=0.05, estimate_blur_px=1.0)
     folder = tmp_path / "estimated"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    bpy.ops.wm.read_homefile(use_empty=True)
-    synth.generate.generate_capture(bpy.context.scene, settings, folder, sys.executable,
-                                    env=env, save_blend=False)
+    generate_fresh(synth, settings, folder)
     capture = load_capture(folder)
     assert capture.extras == ("normals", "depth")
     assert validate_capture(folder).dropped_frames == ()
