@@ -23,6 +23,15 @@ Surface protocol (NGD, section "Evaluation"; ``surface_metrics``):
 - Point-to-surface: exact distance from each sample to the other mesh's surface
   (closest point on any triangle, ``closest_points``), NOT centred (it measures
   placement too), mean per direction, the two directions averaged, in millimetres.
+- Front and back halves (given the camera centre): a ground-truth sample is on the back
+  when its (outward) normal faces away from the camera; a predicted sample takes the
+  side of its nearest ground-truth sample (so a prediction with flipped faces is
+  split the same way). Each half's Chamfer distance uses the same centred clouds and
+  nearest neighbours as the whole one: the mean squared distance of that half's
+  ground-truth samples to the prediction plus that of its predicted samples to the
+  ground truth. The back half is what a monocular camera never sees.
+- Body penetration: garment vertices inside the posed body (signed distance to the
+  body's nearest triangle below zero, by its outward normal), counted per frame.
 """
 
 from __future__ import annotations
@@ -58,13 +67,17 @@ def chamfer_x1e3(chamfer_m2: float) -> float:
 class SurfaceMetrics:
     """One prediction/ground-truth mesh pair under the protocol of the module
     docstring: ``chamfer_m2`` (m^2), ``normal_consistency`` (in [0, 1], 1 = parallel
-    normals), ``point_to_surface_mm`` (mm, symmetric mean, uncentred) and the
-    ``samples`` per mesh."""
+    normals), ``point_to_surface_mm`` (mm, symmetric mean, uncentred), the ``samples``
+    per mesh, and with a camera centre ``chamfer_front_m2`` / ``chamfer_back_m2`` (m^2,
+    the halves facing towards / away from it; None without one or when a half is
+    empty)."""
 
     chamfer_m2: float
     normal_consistency: float
     point_to_surface_mm: float
     samples: int
+    chamfer_front_m2: float | None = None
+    chamfer_back_m2: float | None = None
 
     @property
     def chamfer_x1e3(self) -> float:
@@ -117,11 +130,12 @@ def _cloud(points, name: str) -> np.ndarray:
 
 def surface_metrics(pred_vertices, pred_faces, gt_vertices, gt_faces, *,
                     samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                    name: str = "") -> SurfaceMetrics:
+                    name: str = "", view_point=None) -> SurfaceMetrics:
     """Chamfer distance, normal consistency and point-to-surface distance of a
     predicted mesh against the ground truth (see the module docstring). Vertices
     ``(V, 3)`` metres, faces ``(F, 3)`` integer, for each mesh (the topologies may
-    differ). ``name`` (e.g. ``"frame 12"``) goes into error messages."""
+    differ). ``name`` (e.g. ``"frame 12"``) goes into error messages. ``view_point``
+    ``(3,)``: the camera centre, for the front and back halves' Chamfer distances."""
     where = f" {name}" if name else ""
     (pv, pf, a), (gv, gf, b) = _sample_pair(pred_vertices, pred_faces, gt_vertices, gt_faces,
                                             samples, seed, name)
@@ -135,8 +149,34 @@ def surface_metrics(pred_vertices, pred_faces, gt_vertices, gt_faces, *,
     to_gt = closest_points(a.points, gv, gf, f"ground truth{where}").distance
     to_pred = closest_points(b.points, pv, pf, f"prediction{where}").distance
     p2s_mm = float(0.5 * (to_gt.mean() + to_pred.mean()) * 1e3)
+    halves = {}
+    if view_point is not None:
+        eye = as_array(view_point, "view_point").astype(np.float64).reshape(-1)
+        if eye.shape != (3,) or not np.isfinite(eye).all():
+            raise EvalError(f"view_point{where} must be a finite (3,) camera centre")
+        gt_back = ((eye - b.points) * b.normals).sum(1) < 0
+        pred_back = gt_back[i_ab]
+        for side, gt_side, pred_side in (("front", ~gt_back, ~pred_back),
+                                         ("back", gt_back, pred_back)):
+            halves[f"chamfer_{side}_m2"] = (
+                float(np.mean(d_ba[gt_side] ** 2) + np.mean(d_ab[pred_side] ** 2))
+                if gt_side.any() and pred_side.any() else None)
     return SurfaceMetrics(chamfer_m2=chamfer, normal_consistency=consistency,
-                          point_to_surface_mm=p2s_mm, samples=int(samples))
+                          point_to_surface_mm=p2s_mm, samples=int(samples), **halves)
+
+
+def body_penetrations(vertices, body_vertices, body_faces, name: str = "") -> int:
+    """How many of the garment ``vertices`` ``(V, 3)`` lie inside the posed body
+    ``(Vb, 3)`` / ``(Fb, 3)`` (faces wound counter-clockwise seen from outside): the
+    offset from the body's closest point has a negative component along that face's
+    outward normal."""
+    where = f" {name}" if name else ""
+    bv, bf = mesh_arrays(body_vertices, body_faces, f"body{where}")
+    points = as_array(vertices, f"garment vertices{where}").astype(np.float64)
+    near = closest_points(points, bv, bf, f"body{where}")
+    tri = bv[bf[near.face_index]]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return int((((points - near.points) * normal).sum(1) < 0).sum())
 
 
 # --------------------------------------------------------------------------- images
@@ -328,6 +368,9 @@ class MetricsRecord:
 
     ``frames``: Blender frame numbers ``(T,)``. Each metric is a tuple with one value
     per frame (None when it was not computed): ``chamfer_m2`` (m^2),
+    ``chamfer_front_m2`` / ``chamfer_back_m2`` (m^2, the halves facing towards / away
+    from the camera; NaN for a frame where a half is empty), ``penetrating_vertices``
+    (garment vertices inside the body),
     ``normal_consistency``, ``point_to_surface_mm`` (mm), ``mask_iou``, ``psnr_db``
     (dB; ``inf`` for identical renders), ``ssim``; ``acceleration_error_mm`` has one
     value per interior frame ``frames[1:-1]``, in mm/frame^2, with ``acceleration_method``
@@ -346,9 +389,13 @@ class MetricsRecord:
     acceleration_method: str | None = None
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
+    chamfer_front_m2: tuple[float, ...] | None = None
+    chamfer_back_m2: tuple[float, ...] | None = None
+    penetrating_vertices: tuple[float, ...] | None = None
 
     PER_FRAME = ("chamfer_m2", "normal_consistency", "point_to_surface_mm", "mask_iou",
-                 "psnr_db", "ssim")
+                 "psnr_db", "ssim", "chamfer_front_m2", "chamfer_back_m2",
+                 "penetrating_vertices")
 
     def __post_init__(self):
         frames = tuple(int(f) for f in self.frames)
@@ -428,6 +475,7 @@ class EvalSettings:
 
 def evaluate(frames, *, pred_vertices=None, pred_faces=None, gt_vertices=None, gt_faces=None,
              pred_masks=None, gt_masks=None, pred_images=None, gt_images=None,
+             view_points=None, body_vertices=None, body_faces=None,
              settings: EvalSettings | None = None) -> MetricsRecord:
     """All the metrics the given inputs allow, per frame.
 
@@ -436,7 +484,10 @@ def evaluate(frames, *, pred_vertices=None, pred_faces=None, gt_vertices=None, g
     (world space, metres): surface metrics per frame, and the acceleration error when
     ``T >= 3`` and the frames are evenly spaced (directly on vertices for the same
     topology, else on ``tracked_points``; per frame^2 of the Blender frame numbers, so
-    every second frame still gives mm/frame^2). Masks ``(T, H, W)``: IoU. Images
+    every second frame still gives mm/frame^2). With ``view_points`` ``(T, 3)`` (camera
+    centres): the front and back halves' Chamfer distances; with the posed body
+    ``body_vertices`` ``(T, Vb, 3)`` and ``body_faces``: the garment vertices inside it
+    per frame. Masks ``(T, H, W)``: IoU. Images
     ``(T, H, W, C)`` in [0, 1]: PSNR and SSIM (within the ground-truth masks when
     ``settings.image_mask == "gt"``).
     """
@@ -460,12 +511,29 @@ def evaluate(frames, *, pred_vertices=None, pred_faces=None, gt_vertices=None, g
             if array.ndim != 3:
                 raise EvalError(f"{name} must have shape (T, V, 3); got {array.shape}")
             check_frames(array, name)
+        eyes = None
+        if view_points is not None:
+            eyes = as_array(view_points, "view_points").reshape(-1, 3)
+            check_frames(eyes, "view_points")
         rows = [surface_metrics(pv[t], pred_faces, gv[t], gt_faces, samples=settings.samples,
-                                seed=settings.seed, name=f"frame {frame_numbers[t]}")
+                                seed=settings.seed, name=f"frame {frame_numbers[t]}",
+                                view_point=None if eyes is None else eyes[t])
                 for t in range(n)]
         values["chamfer_m2"] = [r.chamfer_m2 for r in rows]
         values["normal_consistency"] = [r.normal_consistency for r in rows]
         values["point_to_surface_mm"] = [r.point_to_surface_mm for r in rows]
+        if eyes is not None:
+            for side in ("chamfer_front_m2", "chamfer_back_m2"):
+                values[side] = [math.nan if getattr(r, side) is None else getattr(r, side)
+                                for r in rows]
+        if (body_vertices is None) != (body_faces is None):
+            raise EvalError("body penetration needs body_vertices and body_faces together")
+        if body_vertices is not None:
+            bodies = as_array(body_vertices, "body_vertices")
+            check_frames(bodies, "body_vertices")
+            values["penetrating_vertices"] = [
+                body_penetrations(pv[t], bodies[t], body_faces, f"frame {frame_numbers[t]}")
+                for t in range(n)]
         steps = np.diff(frame_numbers)
         if n >= 3 and (steps == steps[0]).all() and steps[0] > 0:
             scale = 1e3 / float(steps[0]) ** 2  # m per step^2 -> mm per frame^2

@@ -33,11 +33,12 @@ def _gt_rows(gt_frames: np.ndarray, frames: np.ndarray, where: str) -> np.ndarra
 
 
 def ground_truth_record(vertices, faces, frames, gt: Path | str,
-                        settings: EvalSettings | None = None) -> MetricsRecord:
+                        settings: EvalSettings | None = None, **scene) -> MetricsRecord:
     """Score per-frame vertices ``(T, V, 3)`` (world space, metres) with ``faces``
     ``(F, 3)``, for Blender frame numbers ``frames`` ``(T,)``, against the ``gt``
     folder. Returns the ``MetricsRecord`` (surface metrics per frame, acceleration
-    error when the frames allow it)."""
+    error when the frames allow it). ``scene``: ``view_points``, ``body_vertices`` and
+    ``body_faces`` for ``metrics.evaluate`` (front/back halves, body penetration)."""
     v = as_array(vertices, "vertices")
     frame_numbers = as_array(frames, "frames").reshape(-1)
     if v.ndim != 3 or v.shape[0] != len(frame_numbers):
@@ -48,13 +49,13 @@ def ground_truth_record(vertices, faces, frames, gt: Path | str,
     rows = _gt_rows(bundle.garment.frame_numbers, frame_numbers, where)
     return evaluate(frame_numbers, pred_vertices=v, pred_faces=faces,
                     gt_vertices=bundle.garment.vertices[rows], gt_faces=bundle.garment.faces,
-                    settings=settings)
+                    settings=settings, **scene)
 
 
 def evaluate_vertices(vertices, faces, frames, gt: Path | str,
-                      settings: EvalSettings | None = None) -> dict:
+                      settings: EvalSettings | None = None, **scene) -> dict:
     """``ground_truth_record(...).to_dict()``: JSON-ready metrics for ``metrics.json``."""
-    return ground_truth_record(vertices, faces, frames, gt, settings).to_dict()
+    return ground_truth_record(vertices, faces, frames, gt, settings, **scene).to_dict()
 
 
 def evaluate_result(result: Path | str, gt: Path | str,

@@ -112,7 +112,7 @@ def sample_surface(vertices, faces, count: int = 10000,
                           barycentric=bary)
 
 
-def _closest_on_triangles(p, a, b, c):
+def closest_on_triangles(p, a, b, c):
     """Exact closest points on triangles ``(a, b, c)`` to points ``p`` (all ``(M, 3)``):
     returns ``(squared distance (M,), barycentric (M, 3))``. The projection onto the
     plane when it falls inside the triangle, else the nearest point on the three
@@ -199,7 +199,7 @@ def closest_points(points, vertices, faces, name: str = "mesh") -> ClosestPoints
     bound = np.empty(len(q))
     for start in range(0, len(q), _CHUNK):
         rows = np.repeat(np.arange(start, min(start + _CHUNK, len(q))), k)
-        d2, _ = _closest_on_triangles(q[rows], *(tri[near[start:start + _CHUNK].ravel(), i]
+        d2, _ = closest_on_triangles(q[rows], *(tri[near[start:start + _CHUNK].ravel(), i]
                                                  for i in range(3)))
         bound[start:start + _CHUNK] = np.sqrt(d2.reshape(-1, k).min(axis=1))
     radius = bound + reach + slack
@@ -215,7 +215,7 @@ def closest_points(points, vertices, faces, name: str = "mesh") -> ClosestPoints
         n_cand = counts[start:end]
         cand = np.fromiter(chain.from_iterable(balls), dtype=np.int64, count=n_cand.sum())
         rows = np.repeat(np.arange(end - start), n_cand)
-        d2, pair_bary = _closest_on_triangles(q[start:end][rows],
+        d2, pair_bary = closest_on_triangles(q[start:end][rows],
                                               *(tri[cand, i] for i in range(3)))
         order = np.lexsort((d2, rows))  # grouped by query, nearest first
         first = order[np.concatenate([[0], np.cumsum(n_cand)[:-1]])]

@@ -35,6 +35,9 @@ COLUMNS = (
     ("CD x1e3", "chamfer_x1e3", "{:.3f}"),
     ("dist mm", "point_to_surface_mm", "{:.2f}"),
     ("NC", "normal_consistency", "{:.4f}"),
+    ("CD front", "chamfer_front_x1e3", "{:.3f}"),
+    ("CD back", "chamfer_back_x1e3", "{:.3f}"),
+    ("inside/frame", "penetrating_vertices", "{:.1f}"),
     ("IoU", "mask_iou", "{:.4f}"),
     ("accel mm/f^2", "acceleration_error_mm", "{:.2f}"),
     ("time s", "wall_s", "{:.1f}"),
@@ -44,11 +47,15 @@ COLUMNS = (
 )
 """Table columns: header, row key, format (a None value prints as ``-``). ``time s`` is
 the wall time of the whole ``reconstruct`` call (load, template, training, result,
-ground-truth metrics); the JSON rows also hold ``train_s``, the training loop alone."""
+ground-truth metrics); the JSON rows also hold ``train_s``, the training loop alone.
+``CD front`` / ``CD back``: Chamfer x1e3 of the halves of the garment facing towards /
+away from the camera (``eval.metrics``); ``inside/frame``: garment vertices inside the
+posed body, mean per frame."""
 ROWS = ("template", "ngd", "displacement")
 STATIC_ROW = "ngd static-only"
 REMESH_ROW = "ngd remesh"
 SAME_TIME_ROW = "ngd same time"
+PRIORS_ROW, NO_PRIORS_ROW = "ngd priors", "ngd no priors"
 RSS_SAMPLE_S = 0.05
 
 
@@ -156,6 +163,9 @@ def _row(name: str, metrics: dict, wall_s: float | None, memory: PeakMemory | No
         "chamfer_x1e3": gt.get("chamfer_x1e3"),
         "point_to_surface_mm": gt.get("point_to_surface_mm"),
         "normal_consistency": gt.get("normal_consistency"),
+        "chamfer_front_x1e3": _x1e3(gt.get("chamfer_front_m2")),
+        "chamfer_back_x1e3": _x1e3(gt.get("chamfer_back_m2")),
+        "penetrating_vertices": gt.get("penetrating_vertices"),
         "mask_iou": metrics.get("fit", {}).get("mask_iou"),
         "acceleration_error_mm": gt.get("acceleration_error_mm"),
         "wall_s": wall_s,
@@ -168,6 +178,10 @@ def _row(name: str, metrics: dict, wall_s: float | None, memory: PeakMemory | No
         "per_frame_chamfer_x1e3": [None if c is None else 1e3 * c for c in
                                    metrics["ground_truth"]["per_frame"]["chamfer_m2"]],
     }
+
+
+def _x1e3(value: float | None) -> float | None:
+    return None if value is None else 1e3 * value
 
 
 def _steps(settings: dict | None) -> int | None:
@@ -196,7 +210,7 @@ def _template_metrics(capture, settings, device, rasterizer) -> dict:
     from ..mesh.templates import TemplateSettings, build_template, load_template_mesh
     from .data import load_capture_data
     from .render import render_garment
-    from .run import skinned_template, template_file
+    from .run import evaluation_scene, skinned_template, template_file
 
     data = load_capture_data(capture, (settings.resolution_px,), device, use_normals=False,
                              crop_margin=settings.crop_margin)
@@ -220,14 +234,16 @@ def _template_metrics(capture, settings, device, rasterizer) -> dict:
             ious.append(mask_iou(render.mask[..., 0].cpu().numpy(),
                                  targets.mask.index_select(0, frames)[..., 0].cpu().numpy()))
     gt = evaluate_vertices(world_all.cpu().numpy(), template.faces, capture.frames,
-                           capture.root / "gt", EvalSettings(samples=settings.eval_samples))
+                           capture.root / "gt", EvalSettings(samples=settings.eval_samples),
+                           **evaluation_scene(capture, data))
     return {"ground_truth": gt, "fit": {"mask_iou": float(np.mean(np.concatenate(ious)))}}
 
 
 def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name: str = "standard",
                       steps: int | None = None, use_normals: bool = True, device: str = "auto",
                       seed: int = 0, samples: int | None = None, static_only: bool = False,
-                      remesh: bool = False, work_dir: Path | None = None) -> dict:
+                      remesh: bool = False, priors: bool = False,
+                      work_dir: Path | None = None) -> dict:
     """Reconstruct ``capture_root`` (which must hold ``gt/garment.npz``) with each method
     and score the results.
 
@@ -247,6 +263,8 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
             as many more steps as makes its training time equal (``ngd same time``):
             the comparison at the same wall-clock budget. The ``ngd`` row uses the
             preset's remeshing setting as it is.
+        priors: add ours with the physical and temporal priors switched the other way
+            from the preset (``ngd priors`` or ``ngd no priors``; ``settings.with_priors``).
         work_dir: keep each run's result bundle under ``work_dir/<method>``
             (default: a temporary folder, deleted afterwards).
 
@@ -259,7 +277,7 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
     from ..jobs.spec import JobSettings
     from ..render.context import get_rasterizer
     from .run import reconstruct, resolve_device
-    from .settings import preset
+    from .settings import preset, priors_on, with_priors
 
     capture_root = Path(capture_root)
     cancel = cancel or CancelToken(None)
@@ -285,6 +303,9 @@ def run_quality_bench(capture_root: Path, events=None, cancel=None, preset_name:
                                                      joint_steps=0)))
     if remesh:
         runs.append((REMESH_ROW, dataclasses.replace(base, remesh=True)))
+    if priors:
+        on = priors_on(base)
+        runs.append((NO_PRIORS_ROW if on else PRIORS_ROW, with_priors(base, not on)))
     own_work = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="bench-quality-")) if own_work else Path(work_dir)
     rows, used = [], {}
@@ -338,7 +359,7 @@ def cmd_bench_quality(args: argparse.Namespace, events, cancel) -> None:
                                steps=args.steps, use_normals=not args.no_normals,
                                device=args.device, seed=args.seed, samples=args.samples,
                                static_only=args.static_only, remesh=args.remesh,
-                               work_dir=args.work_dir)
+                               priors=args.priors, work_dir=args.work_dir)
     if args.out is not None:
         from ..fileio import atomic_write
 
@@ -366,6 +387,9 @@ def add_quality_parser(bench) -> None:
     q.add_argument("--remesh", action="store_true",
                    help="add ours with adaptive remeshing, and ours without it at the same "
                    "training time")
+    q.add_argument("--priors", action="store_true",
+                   help="add ours with the physical and temporal priors switched the other "
+                   "way from the preset")
     q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--samples", type=int, default=None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -144,47 +143,3 @@ def cosine_decay(step: int, total: int, final_fraction: float) -> float:
     """Learning-rate factor: 1 at step 0, ``final_fraction`` at ``total``."""
     progress = min(max(step / max(total, 1), 0.0), 1.0)
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-class BodyCollision:
-    """Penalty for garment vertices inside the posed body or closer to its surface than
-    ``thickness_m`` (DMap's interpenetration term).
-
-    Signed distance by the nearest body vertex and its normal: ``d = (x - b) . n_b``.
-    The nearest vertex comes from one KD-tree per frame (built once, queried on the
-    detached positions each step, a few milliseconds); the distance along its normal is
-    differentiable. Without this term a garment that sinks into the body where the body
-    is in front of it cannot come back: the silhouette's antialiasing gradient moves
-    the edge of the hole sideways, never the garment outwards.
-
-    Args:
-        body_vertices: (T, Vb, 3) posed body per frame; body_faces: (Fb, 3).
-        thickness_m: wanted least distance from the skin, metres.
-    """
-
-    def __init__(self, body_vertices: torch.Tensor, body_faces: torch.Tensor,
-                 thickness_m: float):
-        from scipy.spatial import cKDTree
-
-        from ..render.mesh_utils import vertex_normals
-
-        self.thickness_m = thickness_m
-        self.vertices = body_vertices
-        with torch.no_grad():
-            self.normals = vertex_normals(body_vertices, body_faces.long())
-        host = body_vertices.detach().cpu().double().numpy()
-        self.trees = [cKDTree(frame) for frame in host]
-
-    def __call__(self, world: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """Mean over the garment vertices of ``(relu(thickness - d) / thickness)^2`` for
-        world vertices ``(B, V, 3)`` at the frame indices ``frames`` ``(B,)``."""
-        host = world.detach().cpu().double().numpy()
-        nearest = np.stack([self.trees[int(f)].query(points)[1]
-                            for f, points in zip(frames.tolist(), host, strict=True)])
-        index = torch.as_tensor(nearest, device=world.device)               # (B, V)
-        body = self.vertices.index_select(0, frames)
-        normals = self.normals.index_select(0, frames)
-        b = torch.gather(body, 1, index.unsqueeze(-1).expand(-1, -1, 3)).to(world)
-        n = torch.gather(normals, 1, index.unsqueeze(-1).expand(-1, -1, 3)).to(world)
-        depth = torch.relu(self.thickness_m - ((world - b) * n).sum(-1)) / self.thickness_m
-        return depth.square().mean()

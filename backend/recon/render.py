@@ -37,9 +37,17 @@ class GarmentRender:
     def visible_faces(self, face_count: int) -> torch.Tensor:
         """(F,) bool: garment faces covering at least one pixel in any view."""
         ids = self.rast[..., 3].detach().long().reshape(-1)
-        seen = torch.zeros(face_count + 1, dtype=torch.bool, device=ids.device)
-        seen[ids.clamp(max=face_count)] = True
-        return seen[1:]
+        # column 0: background; 1..F: garment faces; F + 1: any body face
+        seen = torch.zeros(face_count + 2, dtype=torch.bool, device=ids.device)
+        seen[ids.clamp(max=face_count + 1)] = True
+        return seen[1:face_count + 1]
+
+    def visible_faces_per_view(self, face_count: int) -> torch.Tensor:
+        """(B, F) bool: garment faces covering at least one pixel, per view."""
+        ids = self.rast[..., 3].detach().long().reshape(self.rast.shape[0], -1)
+        seen = torch.zeros(ids.shape[0], face_count + 2, dtype=torch.bool, device=ids.device)
+        seen.scatter_(1, ids.clamp(max=face_count + 1), True)
+        return seen[:, 1:face_count + 1]
 
 
 def render_garment(rasterizer, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera,

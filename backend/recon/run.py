@@ -199,19 +199,29 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
         from ..eval.quality import evaluate_vertices
 
         t = time.monotonic()
+        scene = evaluation_scene(capture, data)
         metrics["ground_truth"] = evaluate_vertices(
             outcome.vertices, outcome.faces, capture.frames, gt,
-            EvalSettings(samples=settings.eval_samples))
+            EvalSettings(samples=settings.eval_samples), **scene)
         # the starting point, scored the same way: what the optimisation gained
         metrics["ground_truth_template"] = evaluate_vertices(
             skinned_template(template, data, settings), template.faces, capture.frames, gt,
-            EvalSettings(samples=settings.eval_samples))
+            EvalSettings(samples=settings.eval_samples), **scene)
         metrics["timings"]["evaluate_s"] = round(time.monotonic() - t, 3)
     garment = GarmentResult(faces=outcome.faces, canonical_vertices=outcome.canonical,
                             vertices=outcome.vertices,
                             frame_numbers=np.asarray(capture.frames))
     write_result(Path(output), garment, metrics=metrics)
     return ReconResult(Path(output), metrics)
+
+
+def evaluation_scene(capture, data) -> dict:
+    """What the ground-truth metrics need besides the meshes: each frame's camera
+    centre (front and back halves) and posed body (penetrations)."""
+    centres = [-np.asarray(c.R).T @ np.asarray(c.t) for c in map(capture.camera, capture.frames)]
+    return {"view_points": np.asarray(centres),
+            "body_vertices": data.body_vertices.detach().cpu().double().numpy(),
+            "body_faces": data.body_faces.detach().cpu().numpy()}
 
 
 def skinned_template(template, data, settings: ReconSettings) -> np.ndarray:

@@ -41,8 +41,18 @@ class LossWeights:
     edge: squared relative change of edge lengths against the template (stretch).
         Off by default: it fights any flare or stretch the target has.
     collision: garment vertices inside the posed body or closer than
-        ``ReconSettings.collision_thickness_m`` to it (``losses.BodyCollision``),
-        squared depth in units of that thickness, mean over vertices.
+        ``ReconSettings.collision_thickness_m`` to it (``priors.BodyCollision``, by the
+        nearest body triangle), squared depth in units of that thickness, mean over
+        vertices.
+    membrane, bending, gravity: the cloth's energy in joules in each rendered frame
+        (``priors.ClothEnergy``: St. Venant-Kirchhoff strain and dihedral bending
+        against the template, gravity potential; fabric parameters below), mean over
+        the frames; faces and vertices the camera sees count
+        ``ReconSettings.prior_visible_weight``.
+    velocity, acceleration: squared first and second differences, over a window of
+        ``ReconSettings.temporal_window`` consecutive frames, of the pose-dependent
+        displacement (each frame's garment minus the static one, rest space), in
+        template edge lengths (``priors.temporal_terms``); joint stage only.
     """
 
     silhouette: float = 1.0
@@ -53,6 +63,11 @@ class LossWeights:
     laplacian: float | None = None
     edge: float = 0.0
     collision: float = 0.0
+    membrane: float = 0.0
+    bending: float = 0.0
+    gravity: float = 0.0
+    velocity: float = 0.0
+    acceleration: float = 0.0
 
 
 METHOD_DEFAULTS: dict[str, dict] = {
@@ -116,6 +131,16 @@ class ReconSettings:
         body_occlusion: render the body as an occluder so the garment is only compared
             where the camera sees it.
         collision_thickness_m: least distance from the skin the collision term wants.
+        fabric_stretch_n_m, fabric_poisson_ratio, fabric_bending_n_m,
+            fabric_density_kg_m2: the cloth of the membrane, bending and gravity terms:
+            Young's modulus times thickness (N/m), Poisson ratio, bending stiffness
+            (N m), areal density (kg/m^2). Defaults: the order of a woven cotton
+            shirting (~150 g/m^2); only their proportions matter next to the weights.
+        prior_visible_weight: the physical and temporal priors' weight on faces and
+            vertices the camera sees in that frame (1 where it does not): the image
+            terms decide the seen side, the priors the unseen one.
+        temporal_window: consecutive frames the velocity and acceleration terms look at
+            each step (around one of the step's rendered frames; >= 3).
         remesh: refine the garment during training where the image loss is hungry
             (NGD's adaptive remeshing, ``remeshing``; ours only, not the baseline).
         remesh_interval: steps between remeshing events (the first comes this many
@@ -163,6 +188,12 @@ class ReconSettings:
     photometric_with_normals: bool = False
     body_occlusion: bool = True
     collision_thickness_m: float = 0.004
+    fabric_stretch_n_m: float = 2000.0
+    fabric_poisson_ratio: float = 0.3
+    fabric_bending_n_m: float = 5e-5
+    fabric_density_kg_m2: float = 0.15
+    prior_visible_weight: float = 0.1
+    temporal_window: int = 5
     remesh: bool = False
     remesh_interval: int = 50
     remesh_stop: float = 0.8
@@ -208,6 +239,14 @@ class ReconSettings:
                                 f"got {value!r}")
             else:
                 object.__setattr__(self, name, pair)   # JSON gives lists
+        if self.temporal_window < 3:
+            problems.append(f"temporal_window must be >= 3; got {self.temporal_window}")
+        if not 0 <= self.fabric_poisson_ratio < 0.5:
+            problems.append("fabric_poisson_ratio must be in [0, 0.5); got "
+                            f"{self.fabric_poisson_ratio!r}")
+        if not (math.isfinite(self.prior_visible_weight) and self.prior_visible_weight >= 0):
+            problems.append("prior_visible_weight must be >= 0; got "
+                            f"{self.prior_visible_weight!r}")
         for name in ("remesh_interval", "remesh_blend_steps"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
@@ -223,7 +262,8 @@ class ReconSettings:
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]; got {getattr(self, name)}")
         for name in ("template_edge_m", "lr_static", "lr_dynamic", "lr_appearance",
-                     "checkpoint_interval_s", "dynamic_scale", "collision_thickness_m"):
+                     "checkpoint_interval_s", "dynamic_scale", "collision_thickness_m",
+                     "fabric_stretch_n_m", "fabric_bending_n_m", "fabric_density_kg_m2"):
             value = getattr(self, name)
             if value is None and name in ("lr_static", "lr_dynamic"):
                 continue
@@ -248,6 +288,23 @@ class ReconSettings:
     @property
     def total_steps(self) -> int:
         return self.warmup_steps + self.joint_steps
+
+
+PRIOR_WEIGHTS: dict[str, float] = {"collision": 0.02, "membrane": 0.01, "bending": 1.0,
+                                   "gravity": 0.1, "velocity": 0.1, "acceleration": 1.0}
+"""The physical and temporal priors' weights when they are on (``with_priors``)."""
+
+
+def with_priors(settings: ReconSettings, on: bool = True) -> ReconSettings:
+    """``settings`` with the physical and temporal priors at ``PRIOR_WEIGHTS`` (or all
+    off)."""
+    weights = PRIOR_WEIGHTS if on else dict.fromkeys(PRIOR_WEIGHTS, 0.0)
+    return dataclasses.replace(settings, losses=dataclasses.replace(settings.losses, **weights))
+
+
+def priors_on(settings: ReconSettings) -> bool:
+    """True when any of the physical and temporal priors has a weight."""
+    return any(getattr(settings.losses, name) > 0 for name in PRIOR_WEIGHTS)
 
 
 PRESETS: dict[str, ReconSettings] = {

@@ -40,6 +40,7 @@ from . import losses as L
 from .data import CaptureData
 from .errors import ReconError
 from .optim import UniformAdam
+from .priors import BodyCollision, ClothEnergy, temporal_terms
 from .remeshing import (
     FaceDemand,
     event_schedule,
@@ -145,8 +146,8 @@ class Trainer:
         self.use_photometric = settings.losses.photometric > 0 and (
             not normals or settings.photometric_with_normals)
         self.use_depth = data.has_depth and settings.losses.depth > 0
-        self.collision = (L.BodyCollision(data.body_vertices, data.body_faces,
-                                          settings.collision_thickness_m)
+        self.collision = (BodyCollision(data.body_vertices, data.body_faces,
+                                        settings.collision_thickness_m)
                           if settings.losses.collision > 0 else None)
         self.body_faces = data.body_faces if settings.body_occlusion else None
         self.initial_face_count = int(model.faces.shape[0])
@@ -165,6 +166,12 @@ class Trainer:
         """Everything built once per garment topology."""
         self.model = model
         self.regulariser = L.MeshRegulariser(model.template_vertices, model.faces)
+        s, weights = self.settings, self.settings.losses
+        self.cloth = ClothEnergy(
+            model.template_vertices, model.faces, stretch_n_m=s.fabric_stretch_n_m,
+            poisson_ratio=s.fabric_poisson_ratio, bending_n_m=s.fabric_bending_n_m,
+            density_kg_m2=s.fabric_density_kg_m2) \
+            if max(weights.membrane, weights.bending, weights.gravity) > 0 else None
         faces = combined_faces(model.faces.to(torch.int32), self.body_faces,
                                model.template_vertices.shape[0])
         self.topology = self.rasterizer.topology(faces)
@@ -253,6 +260,7 @@ class Trainer:
         if self.collision is not None:
             terms["collision"] = self.collision(skinned, frames)
         weights = self.settings.losses
+        terms.update(self._prior_terms(frames, skinned, render, dynamic))
         if weights.jacobian > 0:
             visible = render.visible_faces(self.faces32.shape[0])
             terms["jacobian"] = model.regulariser(deformation, visible)
@@ -260,6 +268,42 @@ class Trainer:
             terms["laplacian"] = self.regulariser.laplacian_loss(canonical)
         if weights.edge > 0:
             terms["edge"] = self.regulariser.edge_loss(canonical)
+        return terms
+
+    def _prior_terms(self, frames: torch.Tensor, world: torch.Tensor, render,
+                     dynamic: bool) -> dict[str, torch.Tensor]:
+        """The physical and temporal priors (``priors``) of the rendered ``frames``,
+        weighted down where the camera sees the garment in that frame."""
+        s, weights = self.settings, self.settings.losses
+        temporal = dynamic and max(weights.velocity, weights.acceleration) > 0
+        if self.cloth is None and not temporal:
+            return {}
+        face_count = self.faces32.shape[0]
+        seen = render.visible_faces_per_view(face_count)                  # (B, F)
+        low = s.prior_visible_weight
+        face_weights = torch.where(seen, low, 1.0).to(world)
+        vertex_seen = torch.zeros(world.shape[:2], dtype=world.dtype, device=world.device)
+        faces = self.model.faces
+        vertex_seen.scatter_reduce_(1, faces.reshape(1, -1).expand(len(seen), -1),
+                                    seen.to(world).repeat_interleave(3, dim=1), "amax")
+        vertex_weights = 1.0 - (1.0 - low) * vertex_seen
+        terms = {}
+        if self.cloth is not None:
+            for name in ("membrane", "bending"):
+                if getattr(weights, name) > 0:
+                    terms[name] = getattr(self.cloth, name)(world, face_weights).mean()
+            if weights.gravity > 0:
+                terms["gravity"] = self.cloth.gravity(world, vertex_weights).mean()
+        if temporal:
+            count = self.data.frame_count
+            width = min(s.temporal_window, count)
+            if width >= 3:
+                start = min(max(int(frames[0]) - width // 2, 0), count - width)
+                window = torch.arange(start, start + width, device=frames.device)
+                displacement = self.model.canonical(window) - self.model.canonical(None)
+                velocity, acceleration = temporal_terms(displacement, self.model.unit_m,
+                                                        vertex_weights[0])
+                terms["velocity"], terms["acceleration"] = velocity, acceleration
         return terms
 
     def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

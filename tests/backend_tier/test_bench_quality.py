@@ -10,7 +10,7 @@ import pytest
 
 from backend.cli import main
 from backend.recon.bench import COLUMNS, ROWS, format_table, split_steps
-from backend.recon.settings import preset
+from backend.recon.settings import PRIOR_WEIGHTS, preset, priors_on
 from tests.backend_tier.recon_helpers import write_synthetic_capture
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -52,6 +52,8 @@ def test_bench_quality_prints_one_table_with_ours_and_the_baseline(tiny, tmp_pat
         assert 0 < row["mask_iou"] <= 1.0, row
         assert 0 <= row["acceleration_error_mm"] < 1e3, row
         assert 0 < row["point_to_surface_mm"] < 500, row
+        assert 0 < row["chamfer_front_x1e3"] < 50 and 0 < row["chamfer_back_x1e3"] < 50, row
+        assert 0 <= row["penetrating_vertices"] < 1e4, row
         assert len(row["per_frame_chamfer_x1e3"]) == 4
         if name != "template":
             assert row["wall_s"] > 0 and row["train_s"] > 0
@@ -67,12 +69,18 @@ def test_bench_quality_prints_one_table_with_ours_and_the_baseline(tiny, tmp_pat
 def test_bench_quality_without_normal_maps_uses_masks_and_rgb(tiny, tmp_path, capsys):
     out = tmp_path / "rgb.json"
     code, events = run_bench(["--capture", str(tiny), "--preset", "draft", "--steps", "4",
-                              "--samples", "300", "--no-normals", "--static-only",
+                              "--samples", "300", "--no-normals", "--static-only", "--priors",
                               "--work-dir", str(tmp_path / "work"), "--out", str(out)], capsys)
     assert code == 0, events[-1]
     assert "masks + RGB" in events[-1]["summary"].splitlines()[0]
     report = json.loads(out.read_text())
-    assert [row["method"] for row in report["rows"]] == [*ROWS, "ngd static-only"]
+    switched = "ngd no priors" if priors_on(preset("draft")) else "ngd priors"
+    assert [row["method"] for row in report["rows"]] == [*ROWS, "ngd static-only", switched]
+    on_row = "ngd" if switched == "ngd no priors" else "ngd priors"
+    assert report["settings"][on_row]["losses"]["membrane"] == PRIOR_WEIGHTS["membrane"] > 0
+    on_losses = json.loads((tmp_path / "work" / on_row.replace(" ", "-") / "metrics.json")
+                           .read_text())["losses"]
+    assert set(PRIOR_WEIGHTS) <= set(on_losses)
     for name, used in report["settings"].items():
         assert used["use_normals"] is False, name
     assert report["settings"]["ngd static-only"]["joint_steps"] == 0

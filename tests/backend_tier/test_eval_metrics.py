@@ -30,7 +30,7 @@ from backend.eval import (
     tracked_points,
 )
 from backend.eval.metrics import gaussian_window
-from backend.eval.sampling import _closest_on_triangles
+from backend.eval.sampling import closest_on_triangles
 from backend.render.mesh_utils import icosphere
 
 
@@ -75,7 +75,7 @@ def test_closest_points_are_exact_against_brute_force():
     got = closest_points(queries, v, f)
     rows = np.repeat(np.arange(len(queries)), len(f))
     faces = np.tile(np.arange(len(f)), len(queries))
-    d2, _ = _closest_on_triangles(queries[rows], *(v[f[faces, k]] for k in range(3)))
+    d2, _ = closest_on_triangles(queries[rows], *(v[f[faces, k]] for k in range(3)))
     np.testing.assert_allclose(got.distance, np.sqrt(d2.reshape(len(queries), -1).min(1)),
                                atol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(got.points - queries, axis=1), got.distance,
@@ -89,7 +89,7 @@ def test_closest_point_regions_of_one_triangle():
                   [-1.0, -1.0, 0.0],  # beyond vertex a
                   [0.5, -2.0, 1.0],   # beside edge ab
                   [1.0, 1.0, 0.0]])   # beside edge bc
-    d2, bary = _closest_on_triangles(p, *(np.tile(x, (4, 1)) for x in (a, b, c)))
+    d2, bary = closest_on_triangles(p, *(np.tile(x, (4, 1)) for x in (a, b, c)))
     np.testing.assert_allclose(d2, [0.25, 2.0, 5.0, 0.5])
     np.testing.assert_allclose(bary, [[0.6, 0.2, 0.2], [1, 0, 0], [0.5, 0.5, 0], [0, 0.5, 0.5]])
 
@@ -286,6 +286,51 @@ def test_evaluate_builds_a_record_with_every_metric_and_valid_json():
                     gt_faces=fp, settings=EvalSettings(samples=500))
     assert same.acceleration_method == "vertices" and same.mask_iou is None
     assert "mask_iou" not in same.to_dict()["summary"]
+
+
+def test_front_and_back_halves_split_by_the_camera():
+    vg, fg = sphere(3)
+    # the prediction is the sphere with bumps of +-5 % on its back (z < 0) that leave
+    # its mean in place (the clouds are centred): the camera on +z sees no error
+    vp = vg.copy()
+    back = vp[:, 2] < 0
+    vp[back] *= 1 + 0.05 * np.sign(np.sin(6 * vp[back, :1]) * np.sin(6 * vp[back, 1:2]))
+    camera = np.array([0.0, 0.0, 4.0])
+    m = surface_metrics(vp, fg, vg, fg, samples=4000, view_point=camera)
+    floor = surface_metrics(vg, fg, vg, fg, samples=4000, view_point=camera)  # sampling only
+    assert m.chamfer_front_m2 == pytest.approx(floor.chamfer_front_m2, rel=0.25)
+    assert m.chamfer_back_m2 > 2 * floor.chamfer_back_m2
+    assert m.chamfer_back_m2 - floor.chamfer_back_m2 > 10 * abs(m.chamfer_front_m2
+                                                              - floor.chamfer_front_m2)
+    # from the other side the halves swap
+    flipped = surface_metrics(vp, fg, vg, fg, samples=4000, view_point=-camera)
+    assert flipped.chamfer_front_m2 > 2 * floor.chamfer_back_m2
+    assert flipped.chamfer_back_m2 == pytest.approx(floor.chamfer_front_m2, rel=0.25)
+    # the prediction's winding does not matter: it takes its side from the ground truth
+    reversed_faces = surface_metrics(vp, fg[:, ::-1], vg, fg, samples=4000, view_point=camera)
+    assert reversed_faces.chamfer_back_m2 == pytest.approx(m.chamfer_back_m2, rel=0.02)
+    assert surface_metrics(vp, fg, vg, fg, samples=500).chamfer_back_m2 is None
+
+
+def test_body_penetrations_count_the_vertices_inside_the_body():
+    from backend.eval.metrics import body_penetrations
+
+    body, faces = sphere(3)
+    points = np.array([[0.0, 0, 0], [0.5, 0.2, 0.1], [0.0, 0.0, 1.2], [2.0, 0, 0],
+                       [0.0, -0.98, 0.0]])
+    assert body_penetrations(points, body, faces) == 3
+    record = evaluate([1, 2], pred_vertices=np.stack([points, points + [5.0, 0, 0]]),
+                      pred_faces=np.array([[0, 1, 2]]), gt_vertices=np.stack([body, body]),
+                      gt_faces=faces, view_points=np.array([[0, 0, 4.0], [0, 0, 4.0]]),
+                      body_vertices=np.stack([body, body]), body_faces=faces,
+                      settings=EvalSettings(samples=500))
+    assert record.penetrating_vertices == (3.0, 0.0)
+    assert len(record.chamfer_back_m2) == 2
+    summary = record.to_dict()["summary"]
+    assert summary["penetrating_vertices"] == 1.5 and summary["chamfer_front_m2"] > 0
+    with pytest.raises(EvalError, match="body_vertices and body_faces together"):
+        evaluate([1], pred_vertices=points[None], pred_faces=np.array([[0, 1, 2]]),
+                 gt_vertices=body[None], gt_faces=faces, body_vertices=body[None])
 
 
 def test_metrics_record_checks_its_lengths():
