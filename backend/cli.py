@@ -126,7 +126,8 @@ def _reconstruct(capture: Path, output: Path, preset_name: str, job_settings, se
     from .recon.run import reconstruct
     from .recon.settings import preset
 
-    overrides = {} if job_settings.remesh is None else {"remesh": job_settings.remesh}
+    overrides = {name: getattr(job_settings, name) for name in ("remesh", "texture")
+                 if getattr(job_settings, name) is not None}
     settings = preset(preset_name, seed=seed, method=method, **overrides)  # unknown preset fails
     return reconstruct(capture, output, settings, job_settings, events, cancel)
 
@@ -158,7 +159,7 @@ def cmd_reconstruct(args: argparse.Namespace, events: EventStream, cancel: Cance
 
     job = JobSettings(preset=args.preset, device=args.device, rasterizer=args.rasterizer,
                       drop_empty_masks=args.drop_empty_masks, frame_start=args.frame_start,
-                      frame_end=args.frame_end, remesh=args.remesh)
+                      frame_end=args.frame_end, remesh=args.remesh, texture=args.texture)
     result = _reconstruct(args.capture, args.out, args.preset, job, args.seed, events, cancel,
                           method=args.method)
     events.done(result=str(result.output), summary=_summary(result))
@@ -282,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ngd (Jacobian fields, default) or the per-vertex baseline")
     p.add_argument("--remesh", action=argparse.BooleanOptionalAction, default=None,
                    help="adaptive remeshing on or off (default: the preset's)")
+    p.add_argument("--texture", choices=["none", "static", "dynamic"], default=None,
+                   help="static texture (default), also per-frame dynamic textures with the "
+                   "footage's lighting, or none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frame-start", type=int, default=None)
     p.add_argument("--frame-end", type=int, default=None)

@@ -31,6 +31,7 @@ JOB_FILE = "job.json"
 Device = Literal["auto", "cpu", "cuda"]
 Rasterizer = Literal["auto", "torch", "nvdiffrast"]
 Preset = Literal["draft", "standard", "high"]
+Texture = Literal["none", "static", "dynamic"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class JobSettings:
         drop_empty_masks: leave out frames whose mask is empty instead of failing.
         frame_start, frame_end: inclusive Blender frame range to use; None = all.
         remesh: adaptive remeshing during reconstruction on or off; None = the preset's.
+        texture: "static" (UVs + texture.png), "dynamic" (also per-frame textures with
+            the footage's lighting), "none"; None = the preset's.
     """
 
     preset: Preset = "standard"
@@ -55,6 +58,7 @@ class JobSettings:
     frame_start: int | None = None
     frame_end: int | None = None
     remesh: bool | None = None
+    texture: Texture | None = None
 
 
 @dataclass(frozen=True)

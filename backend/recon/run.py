@@ -208,10 +208,21 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
             skinned_template(template, data, settings), template.faces, capture.frames, gt,
             EvalSettings(samples=settings.eval_samples), **scene)
         metrics["timings"]["evaluate_s"] = round(time.monotonic() - t, 3)
+    textured = None
+    if settings.texture != "none":
+        from .texture_stage import texture_garment
+
+        textured = texture_garment(outcome.canonical, outcome.faces, outcome.vertices, data,
+                                   settings, trainer.rasterizer, events, cancel)
+        metrics["texture"] = textured.metrics
+        metrics["timings"]["texture_s"] = textured.metrics["seconds"]
     garment = GarmentResult(faces=outcome.faces, canonical_vertices=outcome.canonical,
                             vertices=outcome.vertices,
-                            frame_numbers=np.asarray(capture.frames))
-    write_result(Path(output), garment, metrics=metrics)
+                            frame_numbers=np.asarray(capture.frames),
+                            uv=None if textured is None else textured.uv)
+    write_result(Path(output), garment, metrics=metrics,
+                 texture=None if textured is None else textured.texture,
+                 dynamic_textures=None if textured is None else textured.dynamic)
     return ReconResult(Path(output), metrics)
 
 

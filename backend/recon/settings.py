@@ -16,6 +16,7 @@ from ..errors import ConfigError
 METHODS = ("ngd", "displacement")
 OPTIMIZERS = ("uniform", "adam")
 ENCODINGS = ("frequency", "hash")
+TEXTURES = ("none", "static", "dynamic")
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,13 @@ class ReconSettings:
         remesh_blend_steps: steps over which the dynamic MLP's inputs move from each
             new face's parent to the face itself after an event (NGD blends the dynamic
             part in over a few epochs so the loss does not jump).
+        texture: ``"static"`` (a UV atlas and the static texture ``T_S``, the albedo to
+            relight), ``"dynamic"`` (also ``T_D``, per-frame textures that carry the
+            footage's lighting) or ``"none"`` (``texture_stage``).
+        texture_size: texels a side of the texture (a power of two).
+        texture_steps: optimisation steps of the texture fit.
+        texture_holdout: keep every N-th frame out of the texture fit and report PSNR/SSIM
+            on those frames too (0: fit every frame).
         checkpoint_interval_s: seconds between checkpoints (also on cancel and at the end).
         eval_samples: surface samples per mesh and frame for the ground-truth metrics of
             synthetic captures (NGD's protocol: 10000).
@@ -202,6 +210,10 @@ class ReconSettings:
     remesh_max_faces_factor: float = 3.0
     remesh_blend_steps: int = 20
     losses: LossWeights = LossWeights()
+    texture: str = "static"
+    texture_size: int = 1024
+    texture_steps: int = 300
+    texture_holdout: int = 0
     checkpoint_interval_s: float = 120.0
     eval_samples: int = 10000
     seed: int = 0
@@ -239,6 +251,16 @@ class ReconSettings:
                                 f"got {value!r}")
             else:
                 object.__setattr__(self, name, pair)   # JSON gives lists
+        if self.texture not in TEXTURES:
+            problems.append(f"texture must be one of {', '.join(TEXTURES)}; got {self.texture!r}")
+        if not (isinstance(self.texture_size, int) and 64 <= self.texture_size <= 8192
+                and self.texture_size & (self.texture_size - 1) == 0):
+            problems.append("texture_size must be a power of two in [64, 8192]; got "
+                            f"{self.texture_size!r}")
+        if self.texture_steps < 1:
+            problems.append(f"texture_steps must be >= 1; got {self.texture_steps}")
+        if self.texture_holdout < 0:
+            problems.append(f"texture_holdout must be >= 0; got {self.texture_holdout}")
         if self.temporal_window < 3:
             problems.append(f"temporal_window must be >= 3; got {self.temporal_window}")
         if not 0 <= self.fabric_poisson_ratio < 0.5:
@@ -309,10 +331,12 @@ def priors_on(settings: ReconSettings) -> bool:
 
 PRESETS: dict[str, ReconSettings] = {
     "draft": ReconSettings(warmup_steps=80, joint_steps=170, resolution_px=192,
-                           template_edge_m=0.035, frames_per_step=4),
+                           template_edge_m=0.035, frames_per_step=4, texture_size=512,
+                           texture_steps=120),
     "standard": ReconSettings(),
     "high": ReconSettings(warmup_steps=400, joint_steps=1100, resolution_px=512,
-                          template_edge_m=0.018, frames_per_step=6),
+                          template_edge_m=0.018, frames_per_step=6, texture_size=2048,
+                          texture_steps=600),
 }
 """Quality presets; measured times and quality are in the README."""
 
