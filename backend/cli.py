@@ -317,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frames", type=int, default=8)
     q.set_defaults(func=cmd_bench_poisson)
     from .recon.bench import add_quality_parser  # stdlib-only at import; torch loads on run
+    from .recon.texture_bench import add_texture_parser
 
     add_quality_parser(bench)
+    add_texture_parser(bench)
     return parser
 
 

@@ -188,13 +188,13 @@ def _steps(settings: dict | None) -> int | None:
     return None if settings is None else settings["warmup_steps"] + settings["joint_steps"]
 
 
-def format_table(rows: list[dict]) -> str:
-    """The rows as one aligned text table (``COLUMNS``)."""
-    cells = [[header for header, _, _ in COLUMNS]]
+def format_table(rows: list[dict], columns=COLUMNS) -> str:
+    """The rows as one aligned text table (``columns``: header, key, format)."""
+    cells = [[header for header, _, _ in columns]]
     for row in rows:
         cells.append([("-" if row.get(key) is None else fmt.format(row[key]))
-                      for _, key, fmt in COLUMNS])
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+                      for _, key, fmt in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(line, widths, strict=True)))
                      for line in cells)

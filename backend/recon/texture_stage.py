@@ -48,12 +48,15 @@ EVAL_CHUNK = 8
 class TexturedGarment:
     """What the texture stage adds to a result: per-corner UVs ``(F, 3, 2)`` float32,
     ``texture`` ``(S, S, 3)`` uint8 sRGB, ``dynamic`` frame number -> baked texture
-    (empty for a static texture) and ``metrics`` (sizes, timings, PSNR/SSIM)."""
+    (empty for a static texture) and ``metrics`` (sizes, timings, PSNR/SSIM); the
+    fitted ``texturing.GarmentTexture`` (``model``, pose codes of every capture frame)
+    for more renders."""
 
     uv: np.ndarray
     texture: np.ndarray
     dynamic: dict[int, np.ndarray] = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    model: object = None
 
 
 def texture_settings(settings: ReconSettings) -> TextureSettings:
@@ -136,17 +139,28 @@ def texture_garment(canonical: np.ndarray, faces: np.ndarray, vertices: np.ndarr
     metrics["seconds"] = round(time.monotonic() - started, 3)
     log.info("texture: %s", metrics)
     return TexturedGarment(uv=atlas.uvs.astype(np.float32), texture=texture, dynamic=dynamic,
-                           metrics=metrics)
+                           metrics=metrics, model=model)
+
+
+def _scores(model, world, faces, uvs, data: CaptureData, settings: ReconSettings, rasterizer,
+            frames: np.ndarray, body, body_faces) -> dict:
+    """``texture_scores`` on the capture's own targets (crops at the training size)."""
+    targets = data.levels[settings.resolution_px]
+    return texture_scores(model, world, faces, uvs, frames, targets.cameras,
+                          lambda index: (targets.rgb.index_select(0, index),
+                                         targets.mask.index_select(0, index)),
+                          rasterizer, body, body_faces)
 
 
 @torch.no_grad()
-def _scores(model, world, faces, uvs, data: CaptureData, settings: ReconSettings, rasterizer,
-            frames: np.ndarray, body, body_faces) -> dict:
-    """PSNR (dB) and SSIM of the textured render against the footage inside the
-    capture's garment masks, in display (sRGB-like, gamma 2.2) values, mean over
-    ``frames``. The render shows the garment where our geometry covers it and black
-    elsewhere, so geometry misfit inside the mask counts too."""
-    targets = data.levels[settings.resolution_px]
+def texture_scores(model, world: torch.Tensor, faces, uvs, frames: np.ndarray, cameras,
+                   images, rasterizer, body=None, body_faces=None) -> dict:
+    """PSNR (dB) and SSIM of the textured garment's render against footage inside its
+    garment masks, in display (gamma 2.2) values, mean over ``frames`` (indices into
+    ``world`` ``(T, V, 3)`` and the model's pose codes). ``cameras(index)`` gives the
+    ``Camera`` of frame indices and ``images(index)`` their ``(rgb (B,H,W,3) linear,
+    mask (B,H,W,1))``. The render shows the garment where our geometry covers it and
+    black elsewhere, so geometry misfit inside the mask counts too."""
     topology = rasterizer.topology(combined_faces(
         torch.as_tensor(faces, dtype=torch.int32, device=world.device), body_faces,
         world.shape[1]))
@@ -154,13 +168,14 @@ def _scores(model, world, faces, uvs, data: CaptureData, settings: ReconSettings
     for start in range(0, len(frames), EVAL_CHUNK):
         index = torch.as_tensor(frames[start:start + EVAL_CHUNK], device=world.device)
         render = render_texture(
-            rasterizer, model, world.index_select(0, index), faces, uvs,
-            targets.cameras(index), frames=index if model.has_dynamic else None,
+            rasterizer, model, world.index_select(0, index), faces, uvs, cameras(index),
+            frames=index if model.has_dynamic else None,
             body_vertices=None if body is None else body.index_select(0, index),
             body_faces=body_faces, antialias=True, topology=topology)
+        rgb, mask = images(index)
         pred = (render.color.clamp(0, 1) ** (1 / GAMMA)).cpu().numpy()
-        gt = (targets.rgb.index_select(0, index).clamp(0, 1) ** (1 / GAMMA)).cpu().numpy()
-        mask = targets.mask.index_select(0, index)[..., 0].cpu().numpy() > 0.5
-        values["psnr_db"].extend(psnr(pred, gt, mask).tolist())
-        values["ssim"].extend(ssim(pred, gt, mask).tolist())
+        gt = (rgb.to(render.color).clamp(0, 1) ** (1 / GAMMA)).cpu().numpy()
+        inside = mask[..., 0].cpu().numpy() > 0.5
+        values["psnr_db"].extend(psnr(pred, gt, inside).tolist())
+        values["ssim"].extend(ssim(pred, gt, inside).tolist())
     return {name: round(float(np.nanmean(v)), 4) for name, v in values.items()}
