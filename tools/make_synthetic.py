@@ -11,6 +11,11 @@ scene as ``scene.blend``, a contact sheet and ``synth.json`` (settings, stage ti
 checks). Presets: tiny (8 frames, 128^2, tests), demo (30 frames, 256^2), bench (60
 frames, 512^2); any setting can be overridden. The backend half (body, pattern,
 texture) runs as ``python -m backend synth prepare`` with this interpreter.
+``--second-view [DEG]`` (on for bench, off for tiny and demo; ``--no-second-view``
+turns it off) also renders every frame from a second camera DEG degrees of azimuth
+(default 90) from the main one, following its orbit, into ``gt/second_view/`` (a
+capture bundle: capture.json, frames/, masks/) for evaluation on a view training
+never sees.
 Several garments at once: ``--garment skirt tshirt ...`` writes OUT/<garment>_<motion>.
 """
 
@@ -67,6 +72,14 @@ def build_parser(settings_module) -> argparse.ArgumentParser:
                    help="also give the capture the GT normal/depth maps as 'estimated' ones")
     p.add_argument("--estimate-noise", type=float)
     p.add_argument("--estimate-blur-px", type=float)
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--second-view", type=float, nargs="?", const=s.DEFAULT_SECOND_VIEW_DEG,
+                      metavar="DEG",
+                      help="also render a second camera DEG degrees of azimuth from the "
+                           f"main one (default {s.DEFAULT_SECOND_VIEW_DEG:g}) into "
+                           "gt/second_view (the bench preset has it)")
+    view.add_argument("--no-second-view", action="store_true",
+                      help="no second camera, even for the bench preset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier synthetic capture in --out")
@@ -80,6 +93,10 @@ def overrides(args) -> dict:
     out = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.estimated is not None:
         out["estimated"] = tuple(args.estimated)
+    if args.no_second_view:
+        out["second_view_deg"] = None
+    elif args.second_view is not None:
+        out["second_view_deg"] = args.second_view
     out["motion"], out["seed"] = args.motion, args.seed
     return out
 

@@ -13,6 +13,11 @@ Stages (``progress(stage, step, total)`` names them):
    (rendered frames as the footage, rendered masks as the mask sequence), exactly as
    a user's export would; then ``gt/`` (garment.npz in the result-bundle layout,
    texture, normal/depth maps, scene.blend, contact sheet, synth.json).
+6. ``second view`` (only with ``SynthSettings.second_view_deg``): a second camera,
+   the main one's azimuth plus that offset, renders RGB and masks of every captured
+   frame into ``gt/second_view/``, a capture bundle of its own (``second_view``),
+   for evaluation on a view training never sees. It runs after the main capture is
+   written, which it leaves as it is; ``scene.camera`` stays the main camera.
 
 The output folder is built in a staging folder beside it and moved into place at the
 end, so a failed or cancelled run leaves nothing half-written under its name.
@@ -41,14 +46,14 @@ from ..base import GarmentError
 from ..scene_capture.body_import import add_body
 from ..scene_capture.bundle_writer import export_capture
 from ..scene_capture.inputs import CaptureInputs
-from . import cloth, contact_sheet, look, render
+from . import cloth, contact_sheet, look, render, second_view
 from .backend_prepare import run_prepare
 from .settings import SynthSettings
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-STAGES = ("prepare", "add body", "simulate", "look", "render", "export")
+STAGES = ("prepare", "add body", "simulate", "look", "render", "export", "second view")
 GT_DIR = "gt"
 SUMMARY_FILE = "synth.json"
 
@@ -63,6 +68,10 @@ class SceneParts:
     camera: object
     frames: tuple[int, ...]
     images: dict = field(default_factory=dict)
+    body_vertices: np.ndarray | None = None
+    """(T, V, 3) world body vertices of ``frames``: what the camera frames."""
+    second_camera: object = None
+    """The second view's camera, when the settings ask for one."""
 
 
 @dataclass
@@ -127,13 +136,20 @@ def build_scene(scene, settings: SynthSettings, work: Path, progress: Progress |
         lighting=settings.lighting, floor=settings.floor, floor_height_m=0.0,
         seed=settings.seed))
     body_vertices = track.posed_vertices[[f - track.frame_numbers[0] for f in frames]]
-    camera = look.place_camera(scene, frames, body_vertices, garment, look.CameraSettings(
-        mode=settings.camera, orbit_deg=settings.orbit_deg, seed=settings.seed))
+    camera = look.place_camera(scene, frames, body_vertices, garment,
+                               camera_settings(settings))
     scene.camera = camera
     scene.frame_start, scene.frame_end = frames[0], frames[-1]
     lap("look")
-    parts = SceneParts(rig=rig, body=body_obj, garment=garment, camera=camera, frames=frames)
+    parts = SceneParts(rig=rig, body=body_obj, garment=garment, camera=camera, frames=frames,
+                       body_vertices=body_vertices)
     return parts, sim
+
+
+def camera_settings(settings: SynthSettings) -> look.CameraSettings:
+    """The main camera of ``settings`` (``look.place_camera``)."""
+    return look.CameraSettings(mode=settings.camera, orbit_deg=settings.orbit_deg,
+                               seed=settings.seed)
 
 
 def generate_capture(scene, settings: SynthSettings, folder: Path | str, python: Path | str,
@@ -176,6 +192,14 @@ def generate_capture(scene, settings: SynthSettings, folder: Path | str, python:
         stats = _write_gt(settings, parts, sim, staging, capture_dir)
         lap("export")
         stats["render_s_per_frame"] = round(float(np.mean(report.per_frame_s)), 3)
+        if settings.second_view:
+            view = second_view.render_second_view(
+                scene, settings, parts.frames, parts.body_vertices, parts.garment,
+                camera_settings(settings), staging / GT_DIR / second_view.SECOND_VIEW_DIR,
+                progress, main_cameras=report.cameras)
+            parts.second_camera = view.camera
+            stats["second_view"] = view.summary(settings)
+            lap("second view")
         summary = {"settings": settings.to_dict(), "timings_s": timings, "stats": stats,
                    "blender": bpy.app.version_string}
         (staging / GT_DIR / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))

@@ -423,7 +423,7 @@ def _world(s: LookSettings, lighting: LightingSettings, noise_offset: float):
 # --- camera -----------------------------------------------------------------------
 
 def place_camera(scene, frames, body, garment=None, settings: CameraSettings | None = None,
-                 name: str = "Synthetic Camera"):
+                 name: str = "Synthetic Camera", min_distance_m: float | None = None):
     """Create the scene camera framing the person (with margin) on every frame.
 
     Args:
@@ -434,6 +434,9 @@ def place_camera(scene, frames, body, garment=None, settings: CameraSettings | N
         garment: optional garment object, also kept in view (evaluated per frame).
         settings: static or orbit, lens, height, margin; default CameraSettings().
         name: the camera object's name.
+        min_distance_m: the camera stays at least this far (horizontally) from the
+            centre it looks at, e.g. another camera's distance so that both see the
+            person at the same scale; None = as close as the framing allows.
     Returns:
         The camera object, now ``scene.camera`` (a camera object already called
         ``name`` is replaced, with its data and animation). A static camera has one
@@ -464,8 +467,7 @@ def place_camera(scene, frames, body, garment=None, settings: CameraSettings | N
     K = intrinsics(scene, data)
     size = render_size(scene)
 
-    rng = np.random.default_rng(settings.seed)
-    start = settings.azimuth_deg + float(rng.uniform(-1.0, 1.0)) * settings.azimuth_jitter_deg
+    start = start_azimuth(settings)
     if settings.mode == "static":
         azimuths = np.full(len(frames), start, np.float64)
         views = [stacked]
@@ -478,6 +480,8 @@ def place_camera(scene, frames, body, garment=None, settings: CameraSettings | N
     view_azimuths = azimuths[:1] if settings.mode == "static" else azimuths
     for pts, azimuth in zip(views, view_azimuths, strict=True):
         distance = max(distance, _fit_distance(pts, target, azimuth, settings, K, size))
+    if min_distance_m is not None:
+        distance = max(distance, float(min_distance_m))
     for _ in range(20):  # the common distance fits every view (checked, widened if not)
         if all(_fits(pts, _pose(target, az, distance, settings.height_m), K, size,
                      0.5 * settings.margin)
@@ -504,6 +508,13 @@ def place_camera(scene, frames, body, garment=None, settings: CameraSettings | N
     log.info("camera '%s': %s from azimuth %.1f deg, %.2f m from the person's centre, "
              "%g mm", name, settings.mode, start, distance, settings.focal_mm)
     return cam
+
+
+def start_azimuth(settings: CameraSettings) -> float:
+    """The azimuth (degrees) ``place_camera`` puts a camera of ``settings`` at on the
+    first frame: ``azimuth_deg`` moved by the seed's jitter."""
+    rng = np.random.default_rng(settings.seed)
+    return settings.azimuth_deg + float(rng.uniform(-1.0, 1.0)) * settings.azimuth_jitter_deg
 
 
 def _remove_camera(name: str) -> None:

@@ -122,7 +122,8 @@ class RenderReport:
 
 def render_capture_images(scene, frames: Sequence[int], garment, out_dir: Path | str,
                           resolution: int | tuple[int, int], samples: int,
-                          progress: Progress | None = None, seed: int = 0) -> RenderReport:
+                          progress: Progress | None = None, seed: int = 0,
+                          folders: Sequence[str] = FOLDERS) -> RenderReport:
     """Render ``frames`` of ``scene`` with its camera into ``out_dir``'s bundle folders.
 
     Args:
@@ -136,6 +137,9 @@ def render_capture_images(scene, frames: Sequence[int], garment, out_dir: Path |
         samples: Cycles samples per pixel (>= 1).
         progress: optional ``progress(stage, step, total)``; stage "render".
         seed: Cycles' sampling seed (the same seed gives identical images).
+        folders: which of ``FOLDERS`` to write (default all; e.g. ("frames", "masks")
+            for a view that needs no normal or depth maps). The passes are rendered
+            either way: the images do not depend on this choice.
     Returns:
         RenderReport with the cameras and timings.
     Raises:
@@ -144,13 +148,14 @@ def render_capture_images(scene, frames: Sequence[int], garment, out_dir: Path |
     started = time.perf_counter()
     frames = _check_frames(frames)
     size = _check_resolution(resolution)
+    folders = _check_folders(folders)
     if int(samples) < 1:
         raise GarmentError(f"Render samples must be at least 1, got {samples}")
     check_camera(scene.camera)
     ensure_mask_aov(scene, garment)
     view_layer = configure_cycles(scene, size, int(samples), int(seed))
     out_dir = Path(out_dir)
-    for name in FOLDERS:
+    for name in folders:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
 
     timings = {"setup": 0.0, "render": 0.0, "read": 0.0, "write": 0.0}
@@ -175,7 +180,7 @@ def render_capture_images(scene, frames: Sequence[int], garment, out_dir: Path |
             t1 = time.perf_counter()
             passes = decode_passes(read_exr(exr), view_layer.name, camera, exr)
             t2 = time.perf_counter()
-            write_frame(out_dir, frame, passes)
+            write_frame(out_dir, frame, passes, folders)
             t3 = time.perf_counter()
             timings["render"] += t1 - t0
             timings["read"] += t2 - t1
@@ -336,15 +341,21 @@ def decode_passes(channels: dict[str, np.ndarray], layer: str, camera: FrameCame
                        depth=depth.astype(np.float32))
 
 
-def write_frame(out_dir: Path, frame: int, passes: FramePasses) -> None:
-    """Write one frame's four files into the bundle folders of ``out_dir``."""
+def write_frame(out_dir: Path, frame: int, passes: FramePasses,
+                folders: Sequence[str] = FOLDERS) -> None:
+    """Write one frame's files into the bundle folders of ``out_dir`` (all four, or
+    those named in ``folders``)."""
     name = frame_file_name(frame)
-    write_png(out_dir / "frames" / name, passes.rgb)
-    write_png(out_dir / "masks" / name, passes.mask)
-    write_png(out_dir / "normals" / name, encode_normals(passes.normals))
-    with atomic_write(out_dir / "depth" / frame_file_name(frame, ".npy")) as tmp, \
-            open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a path
-        np.save(f, passes.depth)
+    if "frames" in folders:
+        write_png(out_dir / "frames" / name, passes.rgb)
+    if "masks" in folders:
+        write_png(out_dir / "masks" / name, passes.mask)
+    if "normals" in folders:
+        write_png(out_dir / "normals" / name, encode_normals(passes.normals))
+    if "depth" in folders:
+        with atomic_write(out_dir / "depth" / frame_file_name(frame, ".npy")) as tmp, \
+                open(tmp, "wb") as f:  # a file object: np.save would append ".npy"
+            np.save(f, passes.depth)
 
 
 def encode_normals(normals: np.ndarray) -> np.ndarray:
@@ -588,6 +599,15 @@ def _check_frames(frames: Sequence[int]) -> tuple[int, ...]:
         raise GarmentError(f"Frames to render must be strictly increasing; frame {bad[0][1]} "
                            f"follows {bad[0][0]}")
     return frames
+
+
+def _check_folders(folders: Sequence[str]) -> tuple[str, ...]:
+    folders = tuple(folders)
+    unknown = [name for name in folders if name not in FOLDERS]
+    if unknown or not folders:
+        raise GarmentError(f"Render folders must be some of {', '.join(FOLDERS)}, got "
+                           f"{list(folders)}")
+    return folders
 
 
 def _check_resolution(resolution) -> tuple[int, int]:

@@ -8,6 +8,7 @@ share these. ``SynthSettings.backend_args`` is the argument list of
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from ..base import GarmentError
@@ -23,6 +24,8 @@ BACKGROUNDS = ("gradient", "plain", "noise")
 ESTIMATES = ("normals", "depth")
 FULL_TOPOLOGY = "default"
 """Marker for Anny's default (13.7k-vertex) topology: no --topology argument."""
+DEFAULT_SECOND_VIEW_DEG = 90.0
+"""Azimuth offset of the second camera when one is asked for without an angle."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class SynthSettings:
         estimated: GT maps also given to the capture as if an estimator made them
             (subset of ESTIMATES); estimate_noise is the std of the normal noise
             (unit vectors) and of the depth noise (metres); estimate_blur_px blurs both.
+        second_view_deg: None (the default) = one camera only. An angle = also render
+            the captured frames from a second camera this many degrees of azimuth
+            from the main one (positive = counter-clockwise seen from above), for
+            evaluation on a view training never sees: ``gt/second_view/`` (see
+            ``second_view``). It follows the main camera's orbit at that offset.
         seed: fixes everything random (pattern, texture, look, sampling).
     """
 
@@ -71,6 +79,7 @@ class SynthSettings:
     estimated: tuple[str, ...] = ()
     estimate_noise: float = 0.0
     estimate_blur_px: float = 0.0
+    second_view_deg: float | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -100,7 +109,20 @@ class SynthSettings:
             out.append(f"fps must be > 0, got {self.fps}")
         if self.estimate_noise < 0 or self.estimate_blur_px < 0:
             out.append("estimate_noise and estimate_blur_px must be >= 0")
+        if self.second_view_deg is not None:
+            offset = self.second_view_deg
+            if (isinstance(offset, bool) or not isinstance(offset, (int, float))
+                    or not math.isfinite(offset)):
+                out.append(f"second_view_deg must be a finite angle or None, got {offset!r}")
+            elif abs((offset + 180.0) % 360.0 - 180.0) < 1.0:
+                out.append(f"second_view_deg {offset} puts the second camera where the "
+                           "main one is; choose an offset at least 1 degree away")
         return out
+
+    @property
+    def second_view(self) -> bool:
+        """Whether a second camera renders ``gt/second_view/``."""
+        return self.second_view_deg is not None
 
     @property
     def first_frame(self) -> int:
@@ -142,9 +164,10 @@ PRESETS: dict[str, SynthSettings] = {
     # the README's demo
     "demo": SynthSettings(frames=30, settle_frames=12, resolution=256, samples=16,
                           edge_m=0.025, texture_size=512, orbit_deg=60.0),
-    # the quality benchmark
+    # the quality benchmark; its second view is the texture benchmark's novel view
     "bench": SynthSettings(frames=60, settle_frames=15, resolution=512, samples=16,
-                           edge_m=0.02, texture_size=1024, orbit_deg=90.0, floor=False),
+                           edge_m=0.02, texture_size=1024, orbit_deg=90.0, floor=False,
+                           second_view_deg=DEFAULT_SECOND_VIEW_DEG),
 }
 
 
