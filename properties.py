@@ -103,6 +103,26 @@ class GarmentSceneSettings(bpy.types.PropertyGroup):
         name="Capture Folder", subtype="DIR_PATH", default="",
         description="Where Export Capture wrote the capture bundle last (and writes next)",
     )
+    remesh: BoolProperty(
+        name="Adaptive Remeshing", default=False,
+        description="Refine the garment's mesh during reconstruction where the footage "
+        "asks for detail (slower; off until it measures better on most shots)",
+    )
+    drop_empty_masks: BoolProperty(
+        name="Skip Empty Masks", default=False,
+        description="Leave out frames whose garment mask is empty instead of stopping "
+        "with an error",
+    )
+    last_job_folder: StringProperty(
+        name="Last Reconstruction", subtype="DIR_PATH", default="",
+        description="Job folder of this scene's latest Reconstruct Garment (job.json, "
+        "capture, result and checkpoint); Resume Reconstruction continues it",
+    )
+    last_job_imported: BoolProperty(
+        name="Last Reconstruction Imported", default=False,
+        description="Whether the latest reconstruction's result was imported into this "
+        "scene (then there is nothing to resume)",
+    )
 
 
 class GarmentPreferences(bpy.types.AddonPreferences):

@@ -11,6 +11,7 @@ from . import (
     export_capture,
     import_result,
     job_control,
+    reconstruct,
 )
 
 CLASSES = (
@@ -20,6 +21,7 @@ CLASSES = (
     *add_body.CLASSES,
     *add_demo_scene.CLASSES,
     *import_result.CLASSES,
+    *reconstruct.CLASSES,
 )
 
 

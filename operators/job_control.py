@@ -1,6 +1,6 @@
 """The running jobs of this Blender session, and the timer that follows them.
 
-One ``JobRunner`` per job kind ("check_backend", later "reconstruct"); panels read
+One ``JobRunner`` per job kind ("check_backend", "reconstruct"); panels read
 ``job(kind).state``. In background mode (``blender -b``, the bpy module) jobs run
 synchronously: there is no event loop to fire timers.
 """
@@ -44,8 +44,13 @@ def start_job(
     env: dict[str, str] | None = None,
     on_finish: Callable[[JobRunner], None] | None = None,
     blocking: bool | None = None,
+    runner_class: type[JobRunner] = JobRunner,
+    cancel_grace_s: float | None = None,
 ) -> JobRunner:
     """Start a job; blocks until it ends when ``blocking`` (default: background mode).
+
+    ``runner_class`` (a JobRunner subclass) and ``cancel_grace_s`` (seconds between
+    Cancel and terminate; None = the runner's default) tune the runner per job kind.
 
     Raises:
         GarmentError: a job of this kind is still running.
@@ -53,7 +58,8 @@ def start_job(
     current = _runners.get(kind)
     if current is not None and not current.state.finished:
         raise GarmentError(f"A {kind.replace('_', ' ')} job is already running; cancel it first")
-    runner = JobRunner(argv, job_dir, env=env)
+    options = {} if cancel_grace_s is None else {"cancel_grace_s": cancel_grace_s}
+    runner = runner_class(argv, job_dir, env=env, **options)
     try:
         runner.start()
     except OSError as exc:

@@ -7,8 +7,10 @@ from ..operators.job_runner import JobRunner, Status
 CANCEL_OPERATOR = "garment.cancel_job"
 
 
-def draw_job_state(layout, kind: str, runner: JobRunner, title: str) -> None:
-    """Progress bar, ETA, loss, last message, Cancel; or the outcome once finished."""
+def draw_job_state(layout, kind: str, runner: JobRunner, title: str):
+    """Progress bar, ETA, loss, last message, Cancel; or the outcome once finished.
+
+    Returns the box drawn into (callers add lines of their own)."""
     s = runner.state
     box = layout.box()
     box.label(text=f"{title}: {s.status}")
@@ -26,7 +28,7 @@ def draw_job_state(layout, kind: str, runner: JobRunner, title: str) -> None:
         row = box.row()
         row.enabled = s.status == Status.RUNNING
         row.operator(CANCEL_OPERATOR, icon="CANCEL").kind = kind
-        return
+        return box
     if s.error:
         _lines(box, s.error, icon="ERROR")
         if s.hint:
@@ -37,6 +39,33 @@ def draw_job_state(layout, kind: str, runner: JobRunner, title: str) -> None:
         _lines(box, s.summary, icon="CHECKMARK")
     for warning in s.warnings[-3:]:
         box.label(text=warning, icon="ERROR")
+    return box
+
+
+def draw_reconstruction(layout, kind: str, runner: JobRunner, job) -> None:
+    """A reconstruction's state: ``draw_job_state`` plus where a stopped job stopped
+    (Resume continues from there) and, once done, the imported garment.
+
+    ``job``: ``operators.reconstruct_job.ReconstructJob`` or None."""
+    s = runner.state
+    box = draw_job_state(layout, kind, runner, "Reconstruction")
+    if s.finished and s.status != Status.DONE:
+        if s.total:
+            box.label(text=f"Stopped at {s.stage} step {s.step}/{s.total}", icon="PAUSE")
+        if job is not None and job.checkpoint is False:
+            box.label(text="No checkpoint was written yet: Resume Reconstruction starts "
+                      "over", icon="INFO")
+        else:
+            box.label(text="Resume Reconstruction continues from the last checkpoint",
+                      icon="INFO")
+    elif s.status == Status.DONE and job is not None:
+        if job.garment is not None:
+            box.label(text=f"Imported '{job.garment}' into scene '{job.scene_name}'",
+                      icon="CHECKMARK")
+        elif job.import_error:
+            _lines(box, job.import_error, icon="ERROR")
+        for warning in job.warnings[-3:]:
+            box.label(text=warning, icon="ERROR")
 
 
 def _lines(layout, text: str, icon: str) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import bpy
 
-from ..operators import export_capture, job_control
-from .job_status import draw_job_state
+from ..operators import export_capture, job_control, reconstruct_job
+from .job_status import draw_job_state, draw_reconstruction
 
-JOB_TITLES = {"check_backend": "Backend Check"}
+JOB_TITLES = {"check_backend": "Backend Check", reconstruct_job.JOB_KIND: "Reconstruction"}
 
 
 class GarmentSidebarPanel:
@@ -60,7 +60,10 @@ class GARMENT_PT_inputs(GarmentSidebarPanel, bpy.types.Panel):
             sub.prop(settings, "frame_start")
             sub.prop(settings, "frame_end")
 
-        layout.prop(settings, "quality_preset")
+        col = layout.column()
+        col.prop(settings, "quality_preset")
+        col.prop(settings, "remesh")
+        col.prop(settings, "drop_empty_masks")
 
 
 class GARMENT_PT_run(GarmentSidebarPanel, bpy.types.Panel):
@@ -70,6 +73,15 @@ class GARMENT_PT_run(GarmentSidebarPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        col = layout.column()
+        col.scale_y = 1.5
+        col.operator("garment.reconstruct", icon="MOD_CLOTH")
+        if reconstruct_job.can_resume(context.scene):
+            layout.operator("garment.resume_reconstruction", icon="PLAY")
+        recon = reconstruct_job.runner()
+        if recon is not None:
+            draw_reconstruction(layout, reconstruct_job.JOB_KIND, recon,
+                                reconstruct_job.current())
         layout.operator("garment.export_capture", icon="EXPORT")
         layout.operator("garment.import_result", icon="IMPORT")
         outcome = export_capture.last_export()
@@ -84,7 +96,8 @@ class GARMENT_PT_run(GarmentSidebarPanel, bpy.types.Panel):
             layout.label(text="No job has run in this session")
             return
         kind, runner = latest
-        draw_job_state(layout, kind, runner, JOB_TITLES.get(kind, kind))
+        if kind != reconstruct_job.JOB_KIND:  # the reconstruction is drawn above
+            draw_job_state(layout, kind, runner, JOB_TITLES.get(kind, kind))
 
 
 CLASSES = (GARMENT_PT_inputs, GARMENT_PT_run)
