@@ -29,6 +29,7 @@ from backend.recon.texturing import (
     render_texture,
 )
 from backend.render import Camera, get_rasterizer, icosphere, render_passes
+from tests.backend_tier.recon_helpers import CancelAfter
 from tests.backend_tier.render_helpers import opencv_camera, ring_cameras
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -308,15 +309,6 @@ def test_a_view_that_misses_the_garment_renders_empty():
 # ------------------------------------------------------------ progress and cancel
 
 
-class CancelAfter(CancelToken):
-    def __init__(self, checks: int):
-        super().__init__(None)
-        self.left = checks
-
-    def check(self):
-        self.left -= 1
-        if self.left < 0:
-            raise JobCancelled("cancelled by the test")
 
 
 def test_progress_is_reported_and_cancel_stops_the_fit():
