@@ -29,9 +29,13 @@ COLUMNS = (("texture", "texture", "{}"),
            ("held-out SSIM", "held_out_ssim", "{:.4f}"),
            ("2nd view PSNR", "second_view_psnr_db", "{:.2f}"),
            ("2nd view SSIM", "second_view_ssim", "{:.4f}"),
+           ("coverage", "fitted_coverage", "{:.3f}"),
+           ("2nd view coverage", "second_view_coverage", "{:.3f}"),
            ("fit s", "fit_s", "{:.1f}"))
-"""Table columns: header, row key, format (None prints as ``-``). Stdlib-only at import
-(the CLI registers the command without loading torch)."""
+"""Table columns: header, row key, format (None prints as ``-``). PSNR/SSIM are taken
+where the footage and our render both show the garment; coverage is the share of the
+footage's garment pixels our render covers. Stdlib-only at import (the CLI registers
+the command without loading torch)."""
 
 
 def second_view_images(root: Path, device, dtype):
@@ -119,6 +123,7 @@ def run_texture_bench(capture_root: Path, events=None, cancel=None,
             m = textured.metrics
             row = {"texture": "static" if mode == "static" else "static + dynamic",
                    "fitted_psnr_db": m["fitted"]["psnr_db"], "fitted_ssim": m["fitted"]["ssim"],
+                   "fitted_coverage": m["fitted"]["coverage"],
                    "held_out_psnr_db": m.get("held_out", {}).get("psnr_db"),
                    "held_out_ssim": m.get("held_out", {}).get("ssim"),
                    "fit_s": m["fit_s"]}
@@ -129,6 +134,7 @@ def run_texture_bench(capture_root: Path, events=None, cancel=None,
                                         rasterizer, body, body_faces)
                 row["second_view_psnr_db"], row["second_view_ssim"] = (scores["psnr_db"],
                                                                        scores["ssim"])
+                row["second_view_coverage"] = scores["coverage"]
             row["seconds"] = round(time.monotonic() - started, 2)
             rows.append(row)
             if events is not None:

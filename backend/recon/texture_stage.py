@@ -11,7 +11,8 @@ albedo to use.
 
 ``settings.texture_holdout = N`` keeps every N-th frame out of the fit and reports
 the textured render's PSNR/SSIM on those frames as well as on the fitted ones (the
-novel-frame measure of ``bench quality``).
+novel-frame measure of ``bench texture``), where footage and render both show the
+garment.
 """
 
 from __future__ import annotations
@@ -155,16 +156,18 @@ def _scores(model, world, faces, uvs, data: CaptureData, settings: ReconSettings
 @torch.no_grad()
 def texture_scores(model, world: torch.Tensor, faces, uvs, frames: np.ndarray, cameras,
                    images, rasterizer, body=None, body_faces=None) -> dict:
-    """PSNR (dB) and SSIM of the textured garment's render against footage inside its
-    garment masks, in display (gamma 2.2) values, mean over ``frames`` (indices into
-    ``world`` ``(T, V, 3)`` and the model's pose codes). ``cameras(index)`` gives the
-    ``Camera`` of frame indices and ``images(index)`` their ``(rgb (B,H,W,3) linear,
-    mask (B,H,W,1))``. The render shows the garment where our geometry covers it and
-    black elsewhere, so geometry misfit inside the mask counts too."""
+    """PSNR (dB) and SSIM of the textured garment's render against footage where both
+    show the garment (the footage's mask and our render's coverage), in display
+    (gamma 2.2) values, mean over ``frames`` (indices into ``world`` ``(T, V, 3)`` and
+    the model's pose codes), plus ``coverage``: the share of the footage's garment
+    pixels our render covers. ``cameras(index)`` gives the ``Camera`` of frame indices
+    and ``images(index)`` their ``(rgb (B,H,W,3) linear, mask (B,H,W,1))``. Scoring
+    the union instead would mostly score the silhouette (mask IoU and Chamfer do that):
+    at IoU 0.91 the uncovered pixels alone cap PSNR near 17 dB."""
     topology = rasterizer.topology(combined_faces(
         torch.as_tensor(faces, dtype=torch.int32, device=world.device), body_faces,
         world.shape[1]))
-    values = {"psnr_db": [], "ssim": []}
+    values = {"psnr_db": [], "ssim": [], "coverage": []}
     for start in range(0, len(frames), EVAL_CHUNK):
         index = torch.as_tensor(frames[start:start + EVAL_CHUNK], device=world.device)
         render = render_texture(
@@ -175,7 +178,10 @@ def texture_scores(model, world: torch.Tensor, faces, uvs, frames: np.ndarray, c
         rgb, mask = images(index)
         pred = (render.color.clamp(0, 1) ** (1 / GAMMA)).cpu().numpy()
         gt = (rgb.to(render.color).clamp(0, 1) ** (1 / GAMMA)).cpu().numpy()
-        inside = mask[..., 0].cpu().numpy() > 0.5
+        garment = mask[..., 0].cpu().numpy() > 0.5
+        inside = garment & (render.mask[..., 0].cpu().numpy() > 0.5)
         values["psnr_db"].extend(psnr(pred, gt, inside).tolist())
         values["ssim"].extend(ssim(pred, gt, inside).tolist())
+        values["coverage"].extend((inside.sum((1, 2)) / np.maximum(garment.sum((1, 2)), 1)
+                                   ).tolist())
     return {name: round(float(np.nanmean(v)), 4) for name, v in values.items()}

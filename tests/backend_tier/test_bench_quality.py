@@ -77,10 +77,12 @@ def test_bench_quality_without_normal_maps_uses_masks_and_rgb(tiny, tmp_path, ca
     switched = "ngd no priors" if priors_on(preset("draft")) else "ngd priors"
     assert [row["method"] for row in report["rows"]] == [*ROWS, "ngd static-only", switched]
     on_row = "ngd" if switched == "ngd no priors" else "ngd priors"
-    assert report["settings"][on_row]["losses"]["membrane"] == PRIOR_WEIGHTS["membrane"] > 0
+    weighted = {name for name, weight in PRIOR_WEIGHTS.items() if weight > 0}
+    assert weighted and all(report["settings"][on_row]["losses"][name] == PRIOR_WEIGHTS[name]
+                            for name in PRIOR_WEIGHTS)
     on_losses = json.loads((tmp_path / "work" / on_row.replace(" ", "-") / "metrics.json")
                            .read_text())["losses"]
-    assert set(PRIOR_WEIGHTS) <= set(on_losses)
+    assert weighted <= set(on_losses)
     for name, used in report["settings"].items():
         assert used["use_normals"] is False, name
     assert report["settings"]["ngd static-only"]["joint_steps"] == 0
