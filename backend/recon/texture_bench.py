@@ -40,7 +40,17 @@ the command without loading torch)."""
 
 def second_view_images(root: Path, device, dtype):
     """The second camera's capture of a synthetic capture (``gt/second_view``) as
-    ``(frames, cameras(index), images(index))`` at its full size, or None."""
+    ``capture_images``, or None."""
+    folder = root / "gt" / SECOND_VIEW_DIR
+    if not (folder / "capture.json").is_file():
+        return None
+    return capture_images(folder, device, dtype)
+
+
+def capture_images(folder: Path, device, dtype):
+    """A capture folder's ``(frames, cameras(index), images(index))`` at its full size:
+    ``cameras`` gives the ``Camera`` of frame indices, ``images`` their
+    ``(rgb (B, H, W, 3) linear, mask (B, H, W, 1))``."""
     import numpy as np
     import torch
 
@@ -48,9 +58,6 @@ def second_view_images(root: Path, device, dtype):
     from ..capture.images import read_mask, read_rgb
     from ..render.camera import Camera
 
-    folder = root / "gt" / SECOND_VIEW_DIR
-    if not (folder / "capture.json").is_file():
-        return None
     view = load_capture(folder)
     cams = [view.camera(f) for f in view.frames]
     stack = lambda name: torch.as_tensor(np.stack([getattr(c, name) for c in cams]),  # noqa: E731
@@ -71,14 +78,67 @@ def second_view_images(root: Path, device, dtype):
     return view.frames, cameras, images
 
 
+def preview_strip(views, world, faces, uvs, models, frames, rasterizer, body, body_faces,
+                  size: int = 192):
+    """``(rows * size, (1 + len(models)) * size, 3)`` uint8: per (view, frame) one row of
+    footage | each model's render over the footage, cropped to the square around the
+    footage's garment mask (display values)."""
+    import torch
+
+    with torch.no_grad():
+        return _preview_strip(views, world, faces, uvs, models, frames, rasterizer, body,
+                              body_faces, size)
+
+
+def _preview_strip(views, world, faces, uvs, models, frames, rasterizer, body, body_faces,
+                   size: int):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from .texturing import GAMMA, render_texture
+
+    rows = []
+    for cameras, images in views:
+        for frame in frames:
+            index = torch.tensor([int(frame)], device=world.device)
+            rgb, mask = images(index)
+            tiles = [rgb[0]]
+            for model in models:
+                render = render_texture(rasterizer, model, world.index_select(0, index), faces,
+                                        uvs, cameras(index),
+                                        frames=index if model.has_dynamic else None,
+                                        body_vertices=None if body is None
+                                        else body.index_select(0, index),
+                                        body_faces=body_faces, antialias=True)
+                # the render over the footage, so the crop shows the garment in place
+                tiles.append(render.color[0] * render.mask[0] + rgb[0] * (1 - render.mask[0]))
+            ys, xs = np.nonzero(mask[0, ..., 0].cpu().numpy() > 0.5)
+            if len(ys) == 0:
+                continue
+            half = int(max(np.ptp(ys), np.ptp(xs)) * 0.6) + 4
+            cy, cx = int(ys.mean()), int(xs.mean())
+            h, w = mask.shape[1:3]
+            top, left = max(0, cy - half), max(0, cx - half)
+            bottom, right = min(h, cy + half), min(w, cx + half)
+            crops = [F.interpolate(t[top:bottom, left:right].permute(2, 0, 1)[None].float(),
+                                   size=(size, size), mode="bilinear", antialias=True)[0]
+                     for t in tiles]
+            rows.append(torch.cat(crops, dim=2))
+    strip = torch.cat(rows, dim=1).clamp(0, 1) ** (1 / GAMMA)
+    return (strip.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
 def run_texture_bench(capture_root: Path, events=None, cancel=None,
                       preset_name: str = "standard", steps: int | None = None,
                       texture_steps: int | None = None, holdout: int = 5,
                       use_normals: bool = False, device: str = "auto", seed: int = 0,
-                      work_dir: Path | None = None) -> dict:
+                      work_dir: Path | None = None, preview: Path | None = None) -> dict:
     """Reconstruct ``capture_root`` once and score a static and a dynamic texture on it
     (module docstring). ``steps``/``texture_steps``: geometry and texture steps instead
-    of the preset's. Returns a JSON-ready dict with ``rows`` and the printed ``table``."""
+    of the preset's. ``preview``: write a PNG of footage | static | static + dynamic
+    render for three frames (held-out ones where there are) in the capture's view and
+    the second view. Returns a JSON-ready dict with ``rows`` and the printed ``table``."""
     import numpy as np
     import torch
 
@@ -98,7 +158,7 @@ def run_texture_bench(capture_root: Path, events=None, cancel=None,
         base = dataclasses.replace(base, texture_steps=texture_steps)
     own_work = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="bench-texture-")) if own_work else Path(work_dir)
-    rows = []
+    rows, models = [], []
     try:
         from ..jobs.spec import JobSettings
 
@@ -137,9 +197,24 @@ def run_texture_bench(capture_root: Path, events=None, cancel=None,
                 row["second_view_coverage"] = scores["coverage"]
             row["seconds"] = round(time.monotonic() - started, 2)
             rows.append(row)
+            models.append(textured.model)
+            uvs = textured.uv
             if events is not None:
                 events.info(f"texture {row['texture']}: fitted {row['fitted_psnr_db']:.2f} dB",
                             **row)
+        if preview is not None:
+            from ..capture.images import write_png
+            from .texture_stage import fitted_frames
+
+            count = len(capture.frames)
+            held = fitted_frames(count, holdout)[1]
+            shown = held if len(held) >= 3 else np.arange(count)
+            shown = shown[np.linspace(0, len(shown) - 1, 3).round().astype(int)]
+            _, main_cameras, main_images = capture_images(capture.root, world.device,
+                                                          world.dtype)
+            views = [(main_cameras, main_images)] + ([second[1:]] if second else [])
+            write_png(Path(preview), preview_strip(views, world, outcome.faces, uvs, models,
+                                                   shown, rasterizer, body, body_faces))
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -153,7 +228,8 @@ def cmd_bench_texture(args: argparse.Namespace, events, cancel) -> None:
     report = run_texture_bench(args.capture, events, cancel, preset_name=args.preset,
                                steps=args.steps, texture_steps=args.texture_steps,
                                holdout=args.holdout, use_normals=args.normals,
-                               device=args.device, seed=args.seed, work_dir=args.work_dir)
+                               device=args.device, seed=args.seed, work_dir=args.work_dir,
+                               preview=args.preview)
     if args.out is not None:
         from ..fileio import atomic_write
 
@@ -186,4 +262,7 @@ def add_texture_parser(bench) -> None:
     q.add_argument("--work-dir", type=Path, default=None,
                    help="keep the geometry run here (default: a temporary folder)")
     q.add_argument("--out", type=Path, default=None, help="write rows as JSON")
+    q.add_argument("--preview", type=Path, default=None,
+                   help="write a PNG: footage | static | static + dynamic render, three frames, "
+                   "in the capture's view and the second view")
     q.set_defaults(func=cmd_bench_texture)

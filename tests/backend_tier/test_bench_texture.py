@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+from PIL import Image
 
 from backend.cli import main
 from backend.recon.texture_bench import COLUMNS
@@ -31,8 +32,8 @@ def test_bench_texture_scores_both_textures_on_every_kind_of_frame(tmp_path, cap
                     ignore=shutil.ignore_patterns("gt"))
     out = tmp_path / "texture.json"
     code, events = run_bench(["--capture", str(root), "--preset", "draft", "--steps", "6",
-                              "--texture-steps", "12", "--holdout", "3", "--out", str(out)],
-                             capsys)
+                              "--texture-steps", "12", "--holdout", "3", "--out", str(out),
+                              "--preview", str(tmp_path / "preview.png")], capsys)
     assert code == 0, events[-1]
     lines = events[-1]["summary"].splitlines()
     assert "every 3th frame held out, with a second view" in lines[0]
@@ -44,6 +45,9 @@ def test_bench_texture_scores_both_textures_on_every_kind_of_frame(tmp_path, cap
             assert 5 < row[f"{part}_psnr_db"] < 80 and -1 <= row[f"{part}_ssim"] <= 1, row
     stages = {e["stage"] for e in events if e["event"] == "progress"}
     assert {"warmup", "joint", "texture"} <= stages
+    # footage | static | static + dynamic, three frames in each of the two views
+    with Image.open(tmp_path / "preview.png") as preview:
+        assert preview.size == (3 * 192, 6 * 192)
 
 
 def test_bench_texture_without_a_second_view_leaves_its_columns_empty(tmp_path, capsys):
