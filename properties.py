@@ -26,6 +26,14 @@ PRESET_ITEMS = (
     ("high", "High", "Most steps and a 2048 px texture: final renders"),
 )
 
+# Identifiers must match backend.jobs.spec.Texture (job.json's settings.texture).
+TEXTURE_ITEMS = (
+    ("none", "None", "Geometry only: no UV map, no texture (the fastest)"),
+    ("static", "Static", "A UV map and one texture: the garment's albedo, to relight"),
+    ("dynamic", "Dynamic", "Also one texture per frame with the footage's own lighting and "
+     "wrinkles (slower; an image sequence beside the result)"),
+)
+
 
 def _is_camera(_self, obj):
     return obj.type == "CAMERA"
@@ -102,6 +110,10 @@ class GarmentSceneSettings(bpy.types.PropertyGroup):
     capture_folder: StringProperty(
         name="Capture Folder", subtype="DIR_PATH", default="",
         description="Where Export Capture wrote the capture bundle last (and writes next)",
+    )
+    texture: EnumProperty(
+        name="Texture", items=TEXTURE_ITEMS, default="static",
+        description="Which textures the reconstruction fits to the footage",
     )
     remesh: BoolProperty(
         name="Adaptive Remeshing", default=False,

@@ -74,7 +74,7 @@ class GARMENT_OT_reconstruct(GarmentOperator, bpy.types.Operator):
         job_settings = JobSettings(
             preset=settings.quality_preset, device=prefs.device, rasterizer=prefs.rasterizer,
             drop_empty_masks=settings.drop_empty_masks, frame_start=inputs.frames[0],
-            frame_end=inputs.frames[-1], remesh=settings.remesh)
+            frame_end=inputs.frames[-1], remesh=settings.remesh, texture=settings.texture)
         folder = reconstruct_job.new_job_folder(working_folder(prefs), scene.name,
                                                 inputs.garment_type)
         try:

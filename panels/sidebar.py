@@ -62,6 +62,7 @@ class GARMENT_PT_inputs(GarmentSidebarPanel, bpy.types.Panel):
 
         col = layout.column()
         col.prop(settings, "quality_preset")
+        col.prop(settings, "texture")
         col.prop(settings, "remesh")
         col.prop(settings, "drop_empty_masks")
 

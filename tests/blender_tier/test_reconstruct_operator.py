@@ -209,7 +209,7 @@ def test_reconstruct_exports_runs_and_imports_the_animated_garment(addon, scene,
     assert job["capture"] == "capture" and job["output"] == "result"
     expected = {"preset": "draft", "device": "cpu", "rasterizer": "auto",
                 "drop_empty_masks": True, "frame_start": FRAMES[0], "frame_end": FRAMES[-1],
-                "remesh": False}
+                "remesh": False, "texture": "static"}
     assert {k: job["settings"][k] for k in expected} == expected
     assert load_capture(folder / "capture").frames == FRAMES
     events = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
