@@ -115,12 +115,18 @@ def _fill_inputs(scene, settings, result) -> None:
     inputs.use_scene_frame_range = True
     inputs.capture_folder = str(result.folder)
     scene.camera = parts.camera
+    hide_ground_truth(scene, [parts.garment], parts.garment.users_collection[0])
+
+
+def hide_ground_truth(scene, objects, parent) -> None:
+    """Move ``objects`` into a new "Ground Truth" collection, a child of ``parent``,
+    hidden in renders and in every view layer's viewport (kept for comparison)."""
     collection = bpy.data.collections.new("Ground Truth")
-    parts.garment.users_collection[0].children.link(collection)
-    for owner in list(parts.garment.users_collection):
-        if owner != collection:
-            owner.objects.unlink(parts.garment)
-    collection.objects.link(parts.garment)
+    parent.children.link(collection)
+    for obj in objects:
+        for owner in list(obj.users_collection):
+            owner.objects.unlink(obj)
+        collection.objects.link(obj)
     collection.hide_render = True
     for view_layer in scene.view_layers:
         layer = _find_layer(view_layer.layer_collection, collection)

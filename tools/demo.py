@@ -365,33 +365,6 @@ def stage_reconstruct(run: DemoRun, device: str) -> dict:
                         f"{exc}") from None
 
 
-def _find_layer(layer, collection):
-    if layer.collection == collection:
-        return layer
-    for child in layer.children:
-        found = _find_layer(child, collection)
-        if found is not None:
-            return found
-    return None
-
-
-def _hide_ground_truth(scene, objects) -> None:
-    """Move ``objects`` into a "Ground Truth" collection hidden in renders and viewports."""
-    import bpy
-
-    collection = bpy.data.collections.new("Ground Truth")
-    scene.collection.children.link(collection)
-    for obj in objects:
-        for owner in list(obj.users_collection):
-            owner.objects.unlink(obj)
-        collection.objects.link(obj)
-    collection.hide_render = True
-    for view_layer in scene.view_layers:
-        layer = _find_layer(view_layer.layer_collection, collection)
-        if layer is not None:
-            layer.hide_viewport = True
-
-
 def _footage_background(camera, frames_dir: Path, frames: list[int]) -> None:
     """Show the footage behind the camera view (viewport only): an image sequence
     whose file N is scene frame N."""
@@ -439,7 +412,8 @@ def stage_import(run: DemoRun, garment: str):
         raise DemoError("import", f"{scene_file} has no skinned body or no camera",
                         hint="run again with --regenerate")
     body = bodies[0]
-    _hide_ground_truth(scene, truth)
+    extension_module("operators.add_demo_scene").hide_ground_truth(scene, truth,
+                                                                   scene.collection)
     collection = body.users_collection[0]
     settings = result_import.ImportSettings(name=f"Reconstructed {labels.get(garment, 'Garment')}",
                                             set_frame_range=True)
