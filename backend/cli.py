@@ -56,6 +56,17 @@ def cmd_doctor(args: argparse.Namespace, events: EventStream, cancel: CancelToke
     events.done(result=None, summary=summary(results))
 
 
+def cmd_setup_env(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
+    from .setup_env import DEFAULT_CHECK_IMPORTS, SetupSettings, setup_env
+
+    settings = SetupSettings(
+        target=args.target, requirements=args.requirements, constraints=args.constraints,
+        pip_args=tuple(args.pip_arg),
+        check_imports=tuple(m for m in (args.check_import or DEFAULT_CHECK_IMPORTS) if m))
+    python = setup_env(settings, events, cancel)
+    events.done(result=str(python), summary=f"backend environment ready: {python}")
+
+
 def cmd_body(args: argparse.Namespace, events: EventStream, cancel: CancelToken) -> None:
     from .body import save_body
     from .body.errors import BodyError
@@ -261,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, default=Path.cwd(),
                    help="working folder whose free disk space to report (default: cwd)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("setup-env", help="create a virtual environment and pip-install the "
+                       "backend's requirements into it (stdlib only: runs under Blender's Python)")
+    p.add_argument("--target", type=Path, required=True, help="folder of the new venv")
+    p.add_argument("--requirements", type=Path, required=True, help="pip requirements file")
+    p.add_argument("--constraints", type=Path, default=None, help="pip constraints file")
+    p.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for pip install (repeat; e.g. --pip-arg=--no-index)")
+    p.add_argument("--check-import", action="append", default=None, metavar="MODULE",
+                   help="module the new venv must import (repeat; default: torch, numpy)")
+    p.set_defaults(func=cmd_setup_env)
 
     _add_body_parser(sub)
 

@@ -10,12 +10,14 @@ from . import (
     check_backend,
     export_capture,
     import_result,
+    install_backend,
     job_control,
     reconstruct,
 )
 
 CLASSES = (
     *check_backend.CLASSES,
+    *install_backend.CLASSES,
     *cancel_job.CLASSES,
     *export_capture.CLASSES,
     *add_body.CLASSES,

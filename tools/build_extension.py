@@ -16,6 +16,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+SHIPPED_REQUIREMENTS = ("requirements/backend.txt", "requirements/constraints.txt")
+"""Files Install Backend pip-installs (operators/install_backend.py). The manifest keeps
+the dev-only requirements/ folder out of the zip; these two are added afterwards under
+``ZIP_REQUIREMENTS_DIR``."""
+ZIP_REQUIREMENTS_DIR = "backend/requirements"
+
 
 def find_blender_ext() -> Path:
     """Path of blender_ext.py inside the installed bpy package."""
@@ -49,8 +55,25 @@ def build(output_dir: Path) -> Path:
     zip_path = output_dir / f"{manifest['id']}-{manifest['version']}.zip"
     zip_path.unlink(missing_ok=True)
     _run("build", "--source-dir", str(REPO), "--output-filepath", str(zip_path))
+    add_requirements(zip_path)
     validate(zip_path)
     return zip_path
+
+
+def add_requirements(zip_path: Path) -> list[str]:
+    """Append the backend requirement files to the zip; returns their names in it."""
+    import zipfile
+
+    names = []
+    with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        for relative in SHIPPED_REQUIREMENTS:
+            source = REPO / relative
+            if not source.is_file():
+                raise SystemExit(f"{source} is missing; Install Backend needs it")
+            name = f"{ZIP_REQUIREMENTS_DIR}/{source.name}"
+            zf.write(source, name)
+            names.append(name)
+    return names
 
 
 def validate(zip_path: Path) -> str:
