@@ -22,8 +22,8 @@ Stages, each announced with its progress and timed:
    camera's background. Saved as OUT/demo.blend.
 4. ``render``: Cycles renders a few frames from the capture camera at low samples;
    OUT/preview.png shows each as a pair, footage | render, both cropped to the square
-   around the body (a smaller copy goes to docs/demo_preview.png for the README; not
-   with ``--quick``).
+   around the body (``--docs-preview`` also writes the README's smaller copy,
+   docs/demo_preview.png).
 
 Then a summary: the ground-truth figures of metrics.json (Chamfer distance x1e3, normal
 consistency, point-to-surface distance, ...; the untouched template's beside them),
@@ -179,12 +179,10 @@ def build_parser(settings_module) -> argparse.ArgumentParser:
                    help="Cycles samples per pixel of the preview (default 16; 4 with --quick)")
     p.add_argument("--regenerate", action="store_true",
                    help="make the capture again even if a matching one exists")
-    docs = p.add_mutually_exclusive_group()
-    docs.add_argument("--docs-preview", type=Path, default=None,
-                      help=f"where the README's small copy goes (default "
-                      f"{DOCS_PREVIEW.relative_to(REPO)}; none with --quick)")
-    docs.add_argument("--no-docs-preview", action="store_true",
-                      help="write no copy for the README")
+    p.add_argument("--docs-preview", type=Path, nargs="?", const=DOCS_PREVIEW, default=None,
+                   help=f"also write the README's small copy of the preview (default path "
+                   f"{DOCS_PREVIEW.relative_to(REPO)}); off by default, so a demo run leaves "
+                   "the checkout unchanged")
     return p
 
 
@@ -648,8 +646,7 @@ def main(argv=None) -> int:
     preview_count = args.preview_frames if args.preview_frames is not None else \
         (1 if args.quick else 4)
     samples = args.samples if args.samples is not None else (4 if args.quick else 16)
-    docs = None if args.no_docs_preview or (args.quick and args.docs_preview is None) \
-        else (args.docs_preview or DOCS_PREVIEW)
+    docs = args.docs_preview
     try:
         settings = synth_settings(args, settings_module)
     except RuntimeError as exc:  # GarmentError: bad --frames
