@@ -1,6 +1,5 @@
 """Install Backend: refused without online access, ships its requirements, draws its job."""
 
-import importlib
 import json
 import sys
 import zipfile
@@ -9,23 +8,10 @@ from pathlib import Path
 import bpy
 import pytest
 
-from tests.blender_tier.test_ui_rules import RecordingLayout
+from tests.blender_tier.test_ui_rules import recorded_preferences
 
 REPO = Path(__file__).resolve().parents[2]
 KIND = "install_backend"
-
-
-def draw_preferences(addon, prefs) -> list:
-    log = []
-    fake = type("FakePrefs", (), {})()
-    for name in prefs.bl_rna.properties.keys():  # noqa: SIM118 (RNA collections iterate values)
-        if name != "rna_type":
-            setattr(fake, name, getattr(prefs, name))
-    fake.bl_rna = prefs.bl_rna
-    fake.layout = RecordingLayout(log)
-    importlib.import_module(addon.__name__ + ".panels.preferences").draw_preferences(
-        fake, bpy.context)
-    return log
 
 
 def test_refused_without_online_access_and_no_job_starts(addon, prefs):
@@ -57,7 +43,7 @@ def test_the_venv_goes_to_the_extension_user_folder(addon, prefs):
 
 
 def test_preferences_draw_the_button_hint_and_a_running_install(addon, prefs, tmp_path):
-    log = draw_preferences(addon, prefs)
+    log = recorded_preferences(addon, prefs)
     assert ("operator", "garment.install_backend") in log
     assert any(kind == "label" and "Allow Online Access" in text for kind, text in log)
 
@@ -72,13 +58,13 @@ def test_preferences_draw_the_button_hint_and_a_running_install(addon, prefs, tm
     try:
         while runner.state.stage != "install":
             runner.poll()
-        log = draw_preferences(addon, prefs)
+        log = recorded_preferences(addon, prefs)
         assert ("label", "Backend Install: running") in log
         assert ("progress", "install  3/9") in log
         assert ("operator", "garment.cancel_job") in log
         assert bpy.ops.garment.cancel_job(kind=KIND) == {"FINISHED"}
         runner.wait(timeout_s=30)
-        log = draw_preferences(addon, prefs)
+        log = recorded_preferences(addon, prefs)
         assert ("label", "Backend Install: cancelled") in log
     finally:
         runner.kill()

@@ -110,9 +110,10 @@ def test_run_panel_shows_progress_and_cancel_while_a_job_runs(addon, tmp_path):
         runner.kill()
 
 
-def test_preferences_draw_the_backend_check_outcome(addon, prefs):
-    assert bpy.ops.garment.check_backend() == {"FINISHED"}
-    prefs.rasterizer = "nvdiffrast"
+def recorded_preferences(addon, prefs) -> list:
+    """What the add-on preferences draw, as ``RecordingLayout`` records it, for the
+    current values of ``prefs`` (a stand-in object: RNA preferences cannot be given
+    another layout)."""
     log = []
     fake = type("FakePrefs", (), {})()
     for name in prefs.bl_rna.properties.keys():  # noqa: SIM118 (RNA collections iterate values)
@@ -122,6 +123,13 @@ def test_preferences_draw_the_backend_check_outcome(addon, prefs):
     fake.layout = RecordingLayout(log)
     preferences_ui = importlib.import_module(addon.__name__ + ".panels.preferences")
     preferences_ui.draw_preferences(fake, bpy.context)
+    return log
+
+
+def test_preferences_draw_the_backend_check_outcome(addon, prefs):
+    assert bpy.ops.garment.check_backend() == {"FINISHED"}
+    prefs.rasterizer = "nvdiffrast"
+    log = recorded_preferences(addon, prefs)
     shown = {name for kind, name in log if kind == "prop"}
     assert {"backend_python", "device", "rasterizer", "working_folder",
             "smpl_model_folder"} <= shown
