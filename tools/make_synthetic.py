@@ -15,7 +15,8 @@ texture) runs as ``python -m backend synth prepare`` with this interpreter.
 turns it off) also renders every frame from a second camera DEG degrees of azimuth
 (default 90) from the main one, following its orbit, into ``gt/second_view/`` (a
 capture bundle: capture.json, frames/, masks/) for evaluation on a view training
-never sees.
+never sees. ``--framing garment`` frames the garment alone instead of the whole
+person (about twice the pixels on the garment, for fine folds).
 Several garments at once: ``--garment skirt tshirt ...`` writes OUT/<garment>_<motion>.
 """
 
@@ -67,6 +68,8 @@ def build_parser(settings_module) -> argparse.ArgumentParser:
     p.add_argument("--texture", choices=s.TEXTURES)
     p.add_argument("--camera", choices=s.CAMERAS)
     p.add_argument("--orbit-deg", type=float)
+    p.add_argument("--framing", choices=s.FRAMINGS,
+                   help="keep the whole person in frame (default) or only the garment")
     p.add_argument("--background", choices=s.BACKGROUNDS)
     p.add_argument("--estimated", nargs="*", choices=s.ESTIMATES, default=None,
                    help="also give the capture the GT normal/depth maps as 'estimated' ones")
@@ -89,7 +92,7 @@ def build_parser(settings_module) -> argparse.ArgumentParser:
 
 def overrides(args) -> dict:
     names = ("frames", "settle_frames", "resolution", "samples", "edge_m", "texture",
-             "camera", "orbit_deg", "background", "estimate_noise", "estimate_blur_px")
+             "camera", "orbit_deg", "framing", "background", "estimate_noise", "estimate_blur_px")
     out = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.estimated is not None:
         out["estimated"] = tuple(args.estimated)

@@ -68,8 +68,9 @@ class SceneParts:
     camera: object
     frames: tuple[int, ...]
     images: dict = field(default_factory=dict)
-    body_vertices: np.ndarray | None = None
-    """(T, V, 3) world body vertices of ``frames``: what the camera frames."""
+    framed_vertices: np.ndarray | None = None
+    """(T, V, 3) world points of ``frames`` the main camera keeps in view besides the
+    garment: the body's vertices, or the garment's own for ``framing="garment"``."""
     second_camera: object = None
     """The second view's camera, when the settings ask for one."""
 
@@ -136,13 +137,17 @@ def build_scene(scene, settings: SynthSettings, work: Path, progress: Progress |
         lighting=settings.lighting, floor=settings.floor, floor_height_m=0.0,
         seed=settings.seed))
     body_vertices = track.posed_vertices[[f - track.frame_numbers[0] for f in frames]]
-    camera = look.place_camera(scene, frames, body_vertices, garment,
-                               camera_settings(settings))
+    # place_camera frames for the render's aspect ratio, so that comes first
+    scene.render.resolution_x = scene.render.resolution_y = settings.resolution
+    scene.render.resolution_percentage = 100
+    framed = body_vertices if settings.framing == "person" else np.stack(
+        look.frame_points(scene, frames, garment, None))
+    camera = look.place_camera(scene, frames, framed, garment, camera_settings(settings))
     scene.camera = camera
     scene.frame_start, scene.frame_end = frames[0], frames[-1]
     lap("look")
     parts = SceneParts(rig=rig, body=body_obj, garment=garment, camera=camera, frames=frames,
-                       body_vertices=body_vertices)
+                       framed_vertices=framed)
     return parts, sim
 
 
@@ -194,7 +199,7 @@ def generate_capture(scene, settings: SynthSettings, folder: Path | str, python:
         stats["render_s_per_frame"] = round(float(np.mean(report.per_frame_s)), 3)
         if settings.second_view:
             view = second_view.render_second_view(
-                scene, settings, parts.frames, parts.body_vertices, parts.garment,
+                scene, settings, parts.frames, parts.framed_vertices, parts.garment,
                 camera_settings(settings), staging / GT_DIR / second_view.SECOND_VIEW_DIR,
                 progress, main_cameras=report.cameras)
             parts.second_camera = view.camera

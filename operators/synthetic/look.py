@@ -449,7 +449,7 @@ def place_camera(scene, frames, body, garment=None, settings: CameraSettings | N
     frames = [int(f) for f in frames]
     settings = settings if settings is not None else CameraSettings()
     _check_camera_settings(settings, frames)
-    points = _frame_points(scene, frames, body, garment)          # list of (N_t, 3)
+    points = frame_points(scene, frames, body, garment)          # list of (N_t, 3)
     stacked = np.concatenate(points)
     lo, hi = stacked.min(0), stacked.max(0)
     target = 0.5 * (lo + hi)
@@ -624,7 +624,7 @@ def _check_camera_settings(s: CameraSettings, frames) -> None:
         raise GarmentError(f"Camera frames must be strictly increasing, got {frames}")
 
 
-def _frame_points(scene, frames, body, garment) -> list[np.ndarray]:
+def frame_points(scene, frames, body, garment) -> list[np.ndarray]:
     """World points to keep in view, one (N, 3) float64 array per frame."""
     per_frame: list[list[np.ndarray]] = [[] for _ in frames]
     objects = [] if garment is None else [garment]

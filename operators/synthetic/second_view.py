@@ -134,8 +134,9 @@ def render_second_view(scene, settings: SynthSettings, frames, body_vertices, ga
         settings: the capture's settings (``second_view_deg`` set; resolution,
             samples, seed, fps and garment as the main render).
         frames: the captured Blender frame numbers.
-        body_vertices: (T, V, 3) body vertices of those frames (what the main camera
-            framed); garment: the garment object (also framed, and masked).
+        body_vertices: (T, V, 3) points of those frames the main camera framed besides
+            the garment (the body's vertices, or the garment's own); garment: the
+            garment object (also framed, and masked).
         main_camera: the main camera's ``look.CameraSettings``.
         out_dir: the second view's capture folder (created).
         progress: optional ``progress(stage, step, total)``; stage ``STAGE``.

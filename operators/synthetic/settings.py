@@ -19,6 +19,9 @@ MOTIONS = ("walk", "turn", "arm_raise", "sway")
 """Anny's procedural motions (backend.body.motions)."""
 TEXTURES = ("auto", "print", "stripes", "checks", "plain")
 CAMERAS = ("orbit", "static")
+FRAMINGS = ("person", "garment")
+"""What the main camera keeps in frame: the whole person, or the garment alone (a
+close shot: about twice the pixels on the garment, for fine folds)."""
 LIGHTINGS = ("studio", "outdoor", "overcast")
 BACKGROUNDS = ("gradient", "plain", "noise")
 ESTIMATES = ("normals", "depth")
@@ -46,6 +49,7 @@ class SynthSettings:
         texture: fabric texture kind; texture_size: its square size in pixels.
         camera: "orbit" (a keyframed arc around the body) or "static".
         orbit_deg: degrees the orbiting camera turns over the captured frames.
+        framing: see FRAMINGS.
         background: the plate behind the person; lighting: a look.LIGHTING_PRESETS
             name; floor: a shadow-catching floor (about 4x the render time).
         estimated: GT maps also given to the capture as if an estimator made them
@@ -73,6 +77,7 @@ class SynthSettings:
     texture_size: int = 512
     camera: str = "orbit"
     orbit_deg: float = 60.0
+    framing: str = "person"
     background: str = "gradient"
     lighting: str = "studio"
     floor: bool = True
@@ -91,7 +96,7 @@ class SynthSettings:
         """Every invalid setting, named with the value that was given."""
         out = []
         for name, allowed in (("garment", GARMENTS), ("motion", MOTIONS),
-                              ("texture", TEXTURES), ("camera", CAMERAS),
+                              ("texture", TEXTURES), ("camera", CAMERAS), ("framing", FRAMINGS),
                               ("background", BACKGROUNDS), ("lighting", LIGHTINGS)):
             value = getattr(self, name)
             if value not in allowed:

@@ -127,6 +127,39 @@ def test_masks_cover_the_garment_the_camera_sees(tiny_capture):
         assert coverage >= 0.95, f"frame {frame}: masks cover {coverage:.1%} of visible GT"
 
 
+def projected_span(folder, points_per_frame) -> float:
+    """Largest share of the image width or height the points cover on any frame."""
+    capture = load_capture(folder)
+    spans = []
+    for points, frame in zip(points_per_frame, capture.frames, strict=True):
+        cam = capture.camera(frame)
+        uv = (points @ cam.R.T + cam.t) @ cam.K.T
+        uv = uv[:, :2] / uv[:, 2:]
+        spans.append(max(np.ptp(uv[:, 0]) / capture.width, np.ptp(uv[:, 1]) / capture.height))
+    return max(spans)
+
+
+def test_the_camera_frames_the_person_tightly(tiny_capture):
+    # place_camera fits the render's aspect ratio: the square image must be set first
+    # (it once framed for 16:9 and showed the person at half the image height)
+    folder, settings = tiny_capture
+    _, track = load_body(folder / "body.npz")
+    g = read_result(folder / "gt").garment
+    person = [np.concatenate([b, v]) for b, v in zip(track.posed_vertices, g.vertices,
+                                                      strict=True)]
+    assert 0.7 < projected_span(folder, person) < 0.95
+
+
+def test_garment_framing_fills_the_image_with_the_garment(synth, tmp_path):
+    settings = synth.settings.preset("tiny", frames=2, resolution=64, samples=1,
+                                     framing="garment")
+    generate_fresh(synth, settings, tmp_path / "close")
+    g = read_result(tmp_path / "close" / "gt").garment
+    assert 0.7 < projected_span(tmp_path / "close", g.vertices) < 0.95
+    with pytest.raises(synth.GarmentError, match="framing 'face' is not one of person, garment"):
+        synth.settings.preset("tiny", framing="face")
+
+
 def test_an_existing_folder_is_replaced_only_when_asked(synth, tmp_path, tiny_capture):
     generate, GarmentError = synth.generate, synth.GarmentError
     users = tmp_path / "users"
