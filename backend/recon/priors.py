@@ -203,24 +203,31 @@ class BodyCollision:
         normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
         return closest, normal
 
+    def distance_and_direction(self, points: np.ndarray, frame: int
+                               ) -> tuple[np.ndarray, np.ndarray]:
+        """Signed distance (N,) of host points (N, 3) to the body at frame index
+        ``frame`` (metres, negative inside) and the unit direction (N, 3) that raises
+        it: away from the closest body point, or the face normal on the surface."""
+        points = np.asarray(points, np.float64)
+        closest, normal = self._closest(points, frame)
+        offset = points - closest
+        length = np.linalg.norm(offset, axis=1, keepdims=True)
+        side = np.sign((offset * normal).sum(1, keepdims=True))
+        side[side == 0] = 1.0
+        direction = np.where(length > 1e-7, side * offset / np.maximum(length, 1e-12), normal)
+        return (offset * direction).sum(1), direction
+
     def signed_distance(self, world: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) garment vertices at frame indices ``frames`` (B,) -> (B, V) signed
-        distance to the body in metres (negative inside), differentiable in ``world``."""
+        distance to the body in metres (negative inside), differentiable in ``world``
+        (along the fixed direction of ``distance_and_direction``)."""
         host = world.detach().cpu().double().numpy()
-        found = [self._closest(points, int(f)) for points, f in zip(host, frames.tolist(),
-                                                                    strict=True)]
-        closest = torch.as_tensor(np.stack([c for c, _ in found])).to(world)
-        normal = torch.as_tensor(np.stack([n for _, n in found])).to(world)
-        offset = world - closest
-        with torch.no_grad():
-            length = offset.norm(dim=-1, keepdim=True)
-            side = torch.sign((offset * normal).sum(-1, keepdim=True))
-            side = torch.where(side == 0, torch.ones_like(side), side)
-            # away from the closest point (its distance's gradient); the face normal
-            # where the vertex lies on the surface
-            direction = torch.where(length > 1e-7, side * offset / length.clamp_min(1e-12),
-                                    normal)
-        return (offset * direction).sum(-1)
+        found = [self.distance_and_direction(points, int(f))
+                 for points, f in zip(host, frames.tolist(), strict=True)]
+        distance = np.stack([d for d, _ in found])
+        direction = np.stack([n for _, n in found])
+        closest = torch.as_tensor(host - distance[..., None] * direction).to(world)
+        return ((world - closest) * torch.as_tensor(direction).to(world)).sum(-1)
 
     def __call__(self, world: torch.Tensor, frames: torch.Tensor,
                  vertex_weights: torch.Tensor | None = None) -> torch.Tensor:

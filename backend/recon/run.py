@@ -190,6 +190,7 @@ def reconstruct(capture_root: Path, output: Path, settings: ReconSettings,
         "resumed_from_step": outcome.resumed_from,
         "mesh": {"vertices": int(len(outcome.canonical)), "faces": int(len(outcome.faces)),
                  "remesh_events": outcome.remesh_events},
+        "postfit": outcome.postfit,
         "fit": {"mask_iou": float(np.mean(outcome.mask_iou)),
                 "mask_iou_per_frame": [round(float(x), 5) for x in outcome.mask_iou]},
     }

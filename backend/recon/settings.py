@@ -131,7 +131,14 @@ class ReconSettings:
         photometric_with_normals: also use the photometric term when normals exist.
         body_occlusion: render the body as an occluder so the garment is only compared
             where the camera sees it.
-        collision_thickness_m: least distance from the skin the collision term wants.
+        collision_thickness_m: least distance from the skin the collision term and
+            ``resolve_penetrations`` want.
+        temporal_smoothing: after training, the rest-space garment (the pose-dependent
+            deformation, before skinning) is smoothed over consecutive frames with a
+            Gaussian of this std in frames (``postfit``); 0 = off.
+        resolve_penetrations: after training, push garment vertices inside the body
+            or nearer than ``collision_thickness_m`` out, neighbours following within
+            about an edge ring (``postfit``).
         fabric_stretch_n_m, fabric_poisson_ratio, fabric_bending_n_m,
             fabric_density_kg_m2: the cloth of the membrane, bending and gravity terms:
             Young's modulus times thickness (N/m), Poisson ratio, bending stiffness
@@ -196,6 +203,8 @@ class ReconSettings:
     photometric_with_normals: bool = False
     body_occlusion: bool = True
     collision_thickness_m: float = 0.004
+    temporal_smoothing: float = 1.0
+    resolve_penetrations: bool = True
     fabric_stretch_n_m: float = 2000.0
     fabric_poisson_ratio: float = 0.3
     fabric_bending_n_m: float = 5e-5
@@ -291,6 +300,10 @@ class ReconSettings:
                 continue
             if not (math.isfinite(value) and value > 0):
                 problems.append(f"{name} must be > 0; got {value!r}")
+        smoothing = self.temporal_smoothing
+        if isinstance(smoothing, bool) or not (isinstance(smoothing, (int, float))
+                                               and math.isfinite(smoothing) and smoothing >= 0):
+            problems.append(f"temporal_smoothing must be >= 0 frames; got {smoothing!r}")
         if problems:
             raise ConfigError("reconstruction settings: " + "; ".join(problems))
 
@@ -312,26 +325,30 @@ class ReconSettings:
         return self.warmup_steps + self.joint_steps
 
 
-PRIOR_WEIGHTS: dict[str, float] = {"collision": 0.02, "membrane": 0.0, "bending": 0.0,
-                                   "gravity": 0.0, "velocity": 0.0, "acceleration": 1.0}
-"""The physical and temporal priors' weights when they are on (``with_priors``): the
-body collision and the acceleration term, the two that measured useful on the bench
-skirt (masks + RGB: garment vertices inside the body 46.5 -> ~2 per frame, acceleration
-error 7.39 -> 7.23 mm/frame^2, mask IoU 0.91 -> 0.95), though at a Chamfer cost (README).
-Membrane (0.01 or 0.001), bending (1), gravity (0.1) and velocity (0.1) measured worse
-and stay at 0 here; each can be weighted on its own (``LossWeights``)."""
+PRIOR_LOSSES = ("collision", "membrane", "bending", "gravity", "velocity", "acceleration")
+"""The physical and temporal priors as training losses (``LossWeights``), all 0 by
+default: each measured worse on the bench skirt's unseen half than the same prior
+applied after training (README)."""
 
 
 def with_priors(settings: ReconSettings, on: bool = True) -> ReconSettings:
-    """``settings`` with the physical and temporal priors at ``PRIOR_WEIGHTS`` (or all
-    off)."""
-    weights = PRIOR_WEIGHTS if on else dict.fromkeys(PRIOR_WEIGHTS, 0.0)
-    return dataclasses.replace(settings, losses=dataclasses.replace(settings.losses, **weights))
+    """``settings`` with the post-fit priors (``temporal_smoothing``,
+    ``resolve_penetrations``) at their defaults, or with every prior off: those two and
+    the ``PRIOR_LOSSES`` weights."""
+    if on:
+        default = ReconSettings()
+        return dataclasses.replace(
+            settings, temporal_smoothing=settings.temporal_smoothing or default.temporal_smoothing,
+            resolve_penetrations=True)
+    return dataclasses.replace(settings, temporal_smoothing=0.0, resolve_penetrations=False,
+                               losses=dataclasses.replace(settings.losses,
+                                                          **dict.fromkeys(PRIOR_LOSSES, 0.0)))
 
 
 def priors_on(settings: ReconSettings) -> bool:
-    """True when any of the physical and temporal priors has a weight."""
-    return any(getattr(settings.losses, name) > 0 for name in PRIOR_WEIGHTS)
+    """True when any physical or temporal prior is on, post-fit or as a loss."""
+    return (settings.resolve_penetrations or settings.temporal_smoothing > 0
+            or any(getattr(settings.losses, name) > 0 for name in PRIOR_LOSSES))
 
 
 PRESETS: dict[str, ReconSettings] = {

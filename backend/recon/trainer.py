@@ -40,6 +40,7 @@ from . import losses as L
 from .data import CaptureData
 from .errors import ReconError
 from .optim import UniformAdam
+from .postfit import push_out_of_body, smooth_over_frames
 from .priors import BodyCollision, ClothEnergy, temporal_terms
 from .remeshing import (
     FaceDemand,
@@ -74,7 +75,8 @@ class TrainOutcome:
     front where it occludes) with the capture's mask, per frame, at the final render
     resolution (both binarised at 0.5) -- a fit measure that needs no ground truth.
     ``remesh_events``: one dict per remeshing event (step, vertex and face counts
-    before and after, faces selected)."""
+    before and after, faces selected). ``postfit``: the post-fit priors' settings and
+    statistics (``postfit.push_out_of_body``)."""
 
     canonical: np.ndarray
     vertices: np.ndarray
@@ -85,6 +87,7 @@ class TrainOutcome:
     resumed_from: int | None = None
     mask_iou: np.ndarray | None = None
     remesh_events: list[dict] = field(default_factory=list)
+    postfit: dict = field(default_factory=dict)
 
 
 class Appearance(torch.nn.Module):
@@ -383,20 +386,40 @@ class Trainer:
 
     @torch.no_grad()
     def outcome(self) -> TrainOutcome:
-        """The garment at every frame without noise, and the static canonical mesh."""
-        model, data = self.model, self.data
-        worlds, ious = [], []
-        targets = data.levels[self.settings.resolution_px]
-        for start in range(0, data.frame_count, OUTCOME_CHUNK):
-            frames = torch.arange(start, min(start + OUTCOME_CHUNK, data.frame_count),
-                                  device=model.pose_codes.device)
-            dynamic = self.settings.joint_steps > 0
-            canonical = model.canonical(frames if dynamic else None)
-            world = model.world(canonical, data.bone_transforms.index_select(0, frames))
-            worlds.append(world)
+        """The garment at every frame without noise, and the static canonical mesh,
+        after the post-fit priors (``postfit``: temporal smoothing of the rest-space
+        deformation, garment pushed out of the body)."""
+        model, data, s = self.model, self.data, self.settings
+        chunks = [torch.arange(start, min(start + OUTCOME_CHUNK, data.frame_count),
+                               device=model.pose_codes.device)
+                  for start in range(0, data.frame_count, OUTCOME_CHUNK)]
+        if s.joint_steps > 0:
+            rest = smooth_over_frames(torch.cat([model.canonical(f) for f in chunks]),
+                                      s.temporal_smoothing)
+        else:
+            rest = model.canonical(None).expand(data.frame_count, -1, -1)
+        world = torch.cat([model.world(rest[f], data.bone_transforms.index_select(0, f))
+                           for f in chunks])
+        postfit = {"temporal_smoothing": s.temporal_smoothing if s.joint_steps > 0 else 0.0}
+        if s.resolve_penetrations:
+            collision = self.collision or BodyCollision(data.body_vertices, data.body_faces,
+                                                        s.collision_thickness_m)
+
+            def progress(done: int, total: int) -> None:
+                self.cancel.check()
+                if self.events is not None:
+                    self.events.progress("post-fit", done, total)
+
+            moved, stats = push_out_of_body(world.cpu().numpy(), model.faces.cpu().numpy(),
+                                            collision, progress=progress)
+            world = torch.as_tensor(moved).to(world)
+            postfit.update(stats)
+        targets = data.levels[s.resolution_px]
+        ious = []
+        for frames in chunks:
             body = (data.body_vertices.index_select(0, frames)
                     if self.body_faces is not None else None)
-            render = render_garment(self.rasterizer, world, self.faces32,
+            render = render_garment(self.rasterizer, world[frames], self.faces32,
                                     targets.cameras(frames), body, self.body_faces,
                                     topology=self.topology)
             ious.append(mask_iou(render.mask[..., 0].cpu().numpy(),
@@ -404,11 +427,12 @@ class Trainer:
         canonical = model.canonical(None)[0]
         albedo = self.appearance.albedo.cpu().numpy() if self.appearance is not None else None
         return TrainOutcome(canonical=canonical.float().cpu().numpy(),
-                            vertices=torch.cat(worlds).float().cpu().numpy(),
+                            vertices=world.float().cpu().numpy(),
                             faces=model.faces.cpu().numpy().astype(np.int32), albedo=albedo,
                             remesh_events=list(self.remesh_events),
                             history=list(self.history), seconds=self.seconds,
-                            resumed_from=self.resumed_from, mask_iou=np.concatenate(ious))
+                            resumed_from=self.resumed_from, mask_iou=np.concatenate(ious),
+                            postfit=postfit)
 
     # -- remeshing -----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 from backend.cli import main
 from backend.recon.bench import COLUMNS, ROWS, format_table, split_steps
-from backend.recon.settings import PRIOR_WEIGHTS, preset, priors_on
+from backend.recon.settings import preset, priors_on
 from tests.backend_tier.recon_helpers import write_synthetic_capture
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,13 +76,14 @@ def test_bench_quality_without_normal_maps_uses_masks_and_rgb(tiny, tmp_path, ca
     report = json.loads(out.read_text())
     switched = "ngd no priors" if priors_on(preset("draft")) else "ngd priors"
     assert [row["method"] for row in report["rows"]] == [*ROWS, "ngd static-only", switched]
-    on_row = "ngd" if switched == "ngd no priors" else "ngd priors"
-    weighted = {name for name, weight in PRIOR_WEIGHTS.items() if weight > 0}
-    assert weighted and all(report["settings"][on_row]["losses"][name] == PRIOR_WEIGHTS[name]
-                            for name in PRIOR_WEIGHTS)
-    on_losses = json.loads((tmp_path / "work" / on_row.replace(" ", "-") / "metrics.json")
-                           .read_text())["losses"]
-    assert weighted <= set(on_losses)
+    on_row, off_row = (("ngd", switched) if switched == "ngd no priors"
+                       else ("ngd priors", "ngd"))
+    on, off = report["settings"][on_row], report["settings"][off_row]
+    assert on["resolve_penetrations"] and on["temporal_smoothing"] > 0
+    assert not off["resolve_penetrations"] and off["temporal_smoothing"] == 0
+    postfit = [json.loads((tmp_path / "work" / row.replace(" ", "-") / "metrics.json")
+                          .read_text())["postfit"] for row in (on_row, off_row)]
+    assert "moved" in postfit[0] and postfit[1] == {"temporal_smoothing": 0.0}
     for name, used in report["settings"].items():
         assert used["use_normals"] is False, name
     assert report["settings"]["ngd static-only"]["joint_steps"] == 0

@@ -62,6 +62,8 @@ def test_settings_name_what_is_wrong():
     assert preset("high").total_steps > preset("standard").total_steps > preset("draft").total_steps
     with pytest.raises(ConfigError, match="static_optimizer must be one of uniform, adam"):
         preset("draft", static_optimizer="sgd")
+    with pytest.raises(ConfigError, match="temporal_smoothing must be >= 0 frames; got -1"):
+        preset("draft", temporal_smoothing=-1)
 
 
 def test_each_method_gets_its_own_defaults_until_set():
