@@ -143,3 +143,42 @@ def cosine_decay(step: int, total: int, final_fraction: float) -> float:
     """Learning-rate factor: 1 at step 0, ``final_fraction`` at ``total``."""
     progress = min(max(step / max(total, 1), 0.0), 1.0)
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def occlusion_order_loss(world: torch.Tensor, faces: torch.Tensor, camera, rast: torch.Tensor,
+                         depth: torch.Tensor, target_mask: torch.Tensor,
+                         margin_m: float) -> torch.Tensor:
+    """Garment behind the body where the footage shows garment.
+
+    A garment vertex facing the camera whose pixel (nearest) shows the body in our
+    render ``rast`` (triangle id past the garment's ``F`` faces) while ``target_mask``
+    shows garment there lies behind the body where it should cover it: a skirt's
+    front passed behind a thigh. The silhouette cannot fix that (its gradient moves
+    the hole's edge sideways); this term pulls such vertices towards the camera until
+    they are ``margin_m`` in front of the body's rendered ``depth``. Returns the mean
+    over all vertices of ``((z - z_body + margin) / margin)^2`` for those vertices.
+
+    Args:
+        world: (B, V, 3) garment vertices. faces: (F, 3) garment faces.
+        camera: the B cameras of the render. rast: (B, H, W, 4) its raster (garment and
+            body); depth: (B, H, W, 1) its depth. target_mask: (B, H, W, 1) in [0, 1].
+    """
+    batch, height, width = rast.shape[:3]
+    cam = camera.to_camera(world)                                         # (B, V, 3)
+    with torch.no_grad():
+        uv = camera.project(world)
+        col, row = uv[..., 0].round().long(), uv[..., 1].round().long()
+        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (cam[..., 2] > 0)
+        pixel = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1))
+        ids = rast[..., 3].reshape(batch, -1).gather(1, pixel)
+        body_depth = depth[..., 0].reshape(batch, -1).gather(1, pixel)
+        wanted = target_mask[..., 0].reshape(batch, -1).gather(1, pixel) > 0.5
+        # vertex normals in the camera frame: facing the camera when n . (-p) > 0
+        tri = cam[:, faces.long()]                                        # (B, F, 3, 3)
+        face_n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
+        normals = torch.zeros_like(cam).index_add_(1, faces.long().reshape(-1),
+                                                   face_n.repeat_interleave(3, dim=1))
+        facing = (normals * -cam).sum(-1) > 0
+        hidden = inside & wanted & facing & (ids > faces.shape[0])
+    excess = torch.relu(cam[..., 2] - body_depth + margin_m) / margin_m
+    return torch.where(hidden, excess, torch.zeros_like(excess)).square().mean()

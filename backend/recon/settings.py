@@ -50,6 +50,10 @@ class LossWeights:
         against the template, gravity potential; fabric parameters below), mean over
         the frames; faces and vertices the camera sees count
         ``ReconSettings.prior_visible_weight``.
+    occlusion: garment vertices facing the camera that lie behind the body where the
+        footage's mask shows garment (a skirt's front passed behind a thigh), pulled
+        towards the camera to ``collision_thickness_m`` in front of the body
+        (``losses.occlusion_order_loss``).
     velocity, acceleration: squared first and second differences, over a window of
         ``ReconSettings.temporal_window`` consecutive frames, of the pose-dependent
         displacement (each frame's garment minus the static one, rest space), in
@@ -69,6 +73,7 @@ class LossWeights:
     gravity: float = 0.0
     velocity: float = 0.0
     acceleration: float = 0.0
+    occlusion: float = 0.0
 
 
 METHOD_DEFAULTS: dict[str, dict] = {

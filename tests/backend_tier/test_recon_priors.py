@@ -239,3 +239,47 @@ def test_visible_faces_per_view_never_counts_the_body_as_a_garment_face():
     assert render.visible_faces_per_view(3).tolist() == [[True, False, True],
                                                          [False, False, False]]
     assert render.visible_faces(3).tolist() == [True, False, True]
+
+
+def test_the_occlusion_term_pulls_a_garment_hidden_behind_the_body_forwards():
+    from backend.recon.losses import occlusion_order_loss
+    from backend.recon.render import render_garment
+    from backend.render.camera import Camera
+    from backend.render.context import get_rasterizer
+
+    K = torch.tensor([[64.0, 0, 31.5], [0, 64.0, 31.5], [0, 0, 1]])
+    camera = Camera.create(K, torch.eye(3), torch.zeros(3), 64, 64)
+    body = torch.tensor([[[-0.2, -0.2, 1.0], [0.2, -0.2, 1.0], [0.2, 0.2, 1.0],
+                          [-0.2, 0.2, 1.0]]])
+    body_faces = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
+    grid, faces = perturbed_grid(seed=2, n=9)
+    # a 0.6 m sheet 20 cm behind the body's square, wound to face the camera
+    sheet = torch.tensor(np.c_[0.6 * grid[:, :2] - 0.3, np.full(len(grid), 1.2)],
+                         dtype=torch.float32).unsqueeze(0).requires_grad_(True)
+    facing = torch.as_tensor(faces[:, [0, 2, 1]], dtype=torch.int32)
+    rasterizer = get_rasterizer("torch", torch.device("cpu"))
+
+    def loss(vertices, tris, target):
+        render = render_garment(rasterizer, vertices, tris, camera, body, body_faces)
+        return occlusion_order_loss(vertices, tris, camera, render.rast, render.depth,
+                                    target, margin_m=0.01)
+
+    garment_everywhere = torch.ones(1, 64, 64, 1)
+    value = loss(sheet, facing, garment_everywhere)
+    assert float(value.detach()) > 0
+    (grad,) = torch.autograd.grad(value, sheet)
+    seen_at = sheet[0, :, :2].detach().abs() / 1.2       # where they project: x/z, y/z
+    hidden = (seen_at < 0.19).all(1)                     # the body's square spans 0.2
+    assert (grad[0, hidden, 2] > 0).all()                   # descent moves them forwards
+    clear = (seen_at > 0.21).any(1)                      # beside the body
+    assert clear.sum() > 20 and torch.equal(grad[0, clear], torch.zeros_like(grad[0, clear]))
+    assert torch.equal(grad[0, :, :2], torch.zeros_like(grad[0, :, :2]))
+    with torch.no_grad():
+        # nothing to pull where the footage shows no garment, for a sheet facing away,
+        # or once the sheet is in front of the body
+        assert float(loss(sheet, facing, torch.zeros(1, 64, 64, 1))) == 0.0
+        assert float(loss(sheet, torch.as_tensor(faces, dtype=torch.int32),
+                          garment_everywhere)) == 0.0
+        front = sheet.detach().clone()
+        front[..., 2] = 0.95
+        assert float(loss(front, facing, garment_everywhere)) == 0.0
