@@ -147,7 +147,7 @@ def cosine_decay(step: int, total: int, final_fraction: float) -> float:
 
 def occlusion_order_loss(world: torch.Tensor, faces: torch.Tensor, camera, rast: torch.Tensor,
                          depth: torch.Tensor, target_mask: torch.Tensor,
-                         margin_m: float) -> torch.Tensor:
+                         margin_m: float, reach_m: float = float("inf")) -> torch.Tensor:
     """Garment behind the body where the footage shows garment.
 
     A garment vertex facing the camera whose pixel (nearest) shows the body in our
@@ -155,8 +155,11 @@ def occlusion_order_loss(world: torch.Tensor, faces: torch.Tensor, camera, rast:
     shows garment there lies behind the body where it should cover it: a skirt's
     front passed behind a thigh. The silhouette cannot fix that (its gradient moves
     the hole's edge sideways); this term pulls such vertices towards the camera until
-    they are ``margin_m`` in front of the body's rendered ``depth``. Returns the mean
-    over all vertices of ``((z - z_body + margin) / margin)^2`` for those vertices.
+    they are ``margin_m`` in front of the body's rendered ``depth``. Vertices more
+    than ``reach_m`` behind that surface are left alone: there the garment the footage
+    shows is more likely another part of it (a sleeve round an arm in front of the
+    torso) than this vertex. Returns the mean over all vertices of
+    ``((z - z_body + margin) / margin)^2`` for those vertices.
 
     Args:
         world: (B, V, 3) garment vertices. faces: (F, 3) garment faces.
@@ -179,6 +182,7 @@ def occlusion_order_loss(world: torch.Tensor, faces: torch.Tensor, camera, rast:
         normals = torch.zeros_like(cam).index_add_(1, faces.long().reshape(-1),
                                                    face_n.repeat_interleave(3, dim=1))
         facing = (normals * -cam).sum(-1) > 0
-        hidden = inside & wanted & facing & (ids > faces.shape[0])
+        behind = cam[..., 2] - body_depth
+        hidden = inside & wanted & facing & (ids > faces.shape[0]) & (behind < reach_m)
     excess = torch.relu(cam[..., 2] - body_depth + margin_m) / margin_m
     return torch.where(hidden, excess, torch.zeros_like(excess)).square().mean()

@@ -141,6 +141,8 @@ class ReconSettings:
         temporal_smoothing: after training, the rest-space garment (the pose-dependent
             deformation, before skinning) is smoothed over consecutive frames with a
             Gaussian of this std in frames (``postfit``); 0 = off.
+        occlusion_reach_m: the occlusion loss leaves vertices further than this behind
+            the body alone (``losses.occlusion_order_loss``).
         resolve_penetrations: after training, push garment vertices inside the body
             or nearer than ``collision_thickness_m`` out, neighbours following within
             about an edge ring (``postfit``).
@@ -210,6 +212,7 @@ class ReconSettings:
     collision_thickness_m: float = 0.004
     temporal_smoothing: float = 1.0
     resolve_penetrations: bool = True
+    occlusion_reach_m: float = 0.05
     fabric_stretch_n_m: float = 2000.0
     fabric_poisson_ratio: float = 0.3
     fabric_bending_n_m: float = 5e-5
@@ -299,7 +302,8 @@ class ReconSettings:
                 problems.append(f"{name} must be in [0, 1]; got {getattr(self, name)}")
         for name in ("template_edge_m", "lr_static", "lr_dynamic", "lr_appearance",
                      "checkpoint_interval_s", "dynamic_scale", "collision_thickness_m",
-                     "fabric_stretch_n_m", "fabric_bending_n_m", "fabric_density_kg_m2"):
+                     "occlusion_reach_m", "fabric_stretch_n_m", "fabric_bending_n_m",
+                     "fabric_density_kg_m2"):
             value = getattr(self, name)
             if value is None and name in ("lr_static", "lr_dynamic"):
                 continue

@@ -266,7 +266,7 @@ class Trainer:
         if weights.occlusion > 0 and self.body_faces is not None:
             terms["occlusion"] = L.occlusion_order_loss(
                 world, self.model.faces, camera, render.rast, render.depth, target_mask,
-                self.settings.collision_thickness_m)
+                self.settings.collision_thickness_m, self.settings.occlusion_reach_m)
         terms.update(self._prior_terms(frames, skinned, render, dynamic))
         if weights.jacobian > 0:
             visible = render.visible_faces(self.faces32.shape[0])

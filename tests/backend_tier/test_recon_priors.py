@@ -259,10 +259,10 @@ def test_the_occlusion_term_pulls_a_garment_hidden_behind_the_body_forwards():
     facing = torch.as_tensor(faces[:, [0, 2, 1]], dtype=torch.int32)
     rasterizer = get_rasterizer("torch", torch.device("cpu"))
 
-    def loss(vertices, tris, target):
+    def loss(vertices, tris, target, reach_m=float("inf")):
         render = render_garment(rasterizer, vertices, tris, camera, body, body_faces)
         return occlusion_order_loss(vertices, tris, camera, render.rast, render.depth,
-                                    target, margin_m=0.01)
+                                    target, margin_m=0.01, reach_m=reach_m)
 
     garment_everywhere = torch.ones(1, 64, 64, 1)
     value = loss(sheet, facing, garment_everywhere)
@@ -283,3 +283,6 @@ def test_the_occlusion_term_pulls_a_garment_hidden_behind_the_body_forwards():
         front = sheet.detach().clone()
         front[..., 2] = 0.95
         assert float(loss(front, facing, garment_everywhere)) == 0.0
+        # 20 cm behind is out of a 10 cm reach, within a 30 cm one
+        assert float(loss(sheet, facing, garment_everywhere, reach_m=0.1)) == 0.0
+        assert float(loss(sheet, facing, garment_everywhere, reach_m=0.3)) == float(value)
