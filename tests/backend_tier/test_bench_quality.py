@@ -80,7 +80,9 @@ def test_bench_quality_without_normal_maps_uses_masks_and_rgb(tiny, tmp_path, ca
                        else ("ngd priors", "ngd"))
     on, off = report["settings"][on_row], report["settings"][off_row]
     assert on["resolve_penetrations"] and on["temporal_smoothing"] > 0
+    assert on["losses"]["occlusion"] > 0
     assert not off["resolve_penetrations"] and off["temporal_smoothing"] == 0
+    assert off["losses"]["occlusion"] == 0
     postfit = [json.loads((tmp_path / "work" / row.replace(" ", "-") / "metrics.json")
                           .read_text())["postfit"] for row in (on_row, off_row)]
     assert "moved" in postfit[0] and postfit[1] == {"temporal_smoothing": 0.0}

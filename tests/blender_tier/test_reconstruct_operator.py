@@ -240,13 +240,15 @@ def test_a_cancelled_reconstruction_resumes_and_completes(addon, scene, rj):
         shown.extend(draw_run_panel(addon))
         assert bpy.ops.garment.cancel_job(kind=KIND) == {"FINISHED"}
 
+    # a starved test process may read the whole warm-up in one tick: training is enough
     polls, _ = follow(control, runner,
-                      until=lambda s: s.stage == "warmup" and s.step >= 10 and s.loss is not None,
+                      until=lambda s: (s.stage in ("warmup", "joint") and s.step >= 10
+                                       and s.loss is not None),
                       act=cancel)
     state = runner.state
     assert state.status == "cancelled", (state.error, state.log_tail)
     progress = [text for kind, text in shown if kind == "progress"]
-    assert progress and progress[0].startswith("warmup  ") and "/250" in progress[0]
+    assert progress and progress[0].split()[0] in ("warmup", "joint") and "/250" in progress[0]
     assert any(kind == "label" and text.startswith("Loss ") for kind, text in shown)
     assert ("operator", "garment.cancel_job") in shown
 
