@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..render.mesh_utils import vertex_normals
+
 HUBER_DELTA = 0.005
 """NGD's Huber delta for the diffuse term (on [0, 1] shading values)."""
 DIFFUSE_HUBER_WEIGHT = 0.65
@@ -177,11 +179,7 @@ def occlusion_order_loss(world: torch.Tensor, faces: torch.Tensor, camera, rast:
         body_depth = depth[..., 0].reshape(batch, -1).gather(1, pixel)
         wanted = target_mask[..., 0].reshape(batch, -1).gather(1, pixel) > 0.5
         # vertex normals in the camera frame: facing the camera when n . (-p) > 0
-        tri = cam[:, faces.long()]                                        # (B, F, 3, 3)
-        face_n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
-        normals = torch.zeros_like(cam).index_add_(1, faces.long().reshape(-1),
-                                                   face_n.repeat_interleave(3, dim=1))
-        facing = (normals * -cam).sum(-1) > 0
+        facing = (vertex_normals(cam, faces) * -cam).sum(-1) > 0
         behind = cam[..., 2] - body_depth
         hidden = inside & wanted & facing & (ids > faces.shape[0]) & (behind < reach_m)
     excess = torch.relu(cam[..., 2] - body_depth + margin_m) / margin_m
